@@ -1,0 +1,45 @@
+"""qstate: shared, inspectable state for task workers.
+
+``State`` / ``AsyncState`` objects read and write one JSON document each, kept
+by a backend chosen by URL: ``memory://``, ``file:path/state.db`` (SQLite) or
+``redis://host:6379/0``. Importing this package imports no optional dependency.
+"""
+
+from ._async.registry import AsyncStateRegistry
+from ._async.state import AsyncState
+from ._codec import MAX_SAFE_INTEGER
+from ._config import DEFAULT_URL, resolve_url
+from ._errors import (
+    BackendUnavailableError,
+    ConfigError,
+    ConflictError,
+    CorruptDataError,
+    InvalidNameError,
+    InvalidValueError,
+    QStateError,
+    UsageError,
+)
+from ._model import StateInfo
+from ._sync.registry import StateRegistry
+from ._sync.state import State
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_URL",
+    "MAX_SAFE_INTEGER",
+    "AsyncState",
+    "AsyncStateRegistry",
+    "BackendUnavailableError",
+    "ConfigError",
+    "ConflictError",
+    "CorruptDataError",
+    "InvalidNameError",
+    "InvalidValueError",
+    "QStateError",
+    "State",
+    "StateInfo",
+    "StateRegistry",
+    "UsageError",
+    "resolve_url",
+]

@@ -1,0 +1,160 @@
+"""``AsyncState``: the object a task uses to read and write one state document.
+
+Subclass it to declare a state (``class MyState(AsyncState): pass``); the class
+name is the state's name unless ``name=`` is given in the class statement, and
+``ttl=`` there sets a default expiry. An instance is bound to a registry and,
+optionally, a scope: ``MyState(registry, scope="user-42")`` is a separate
+document from ``MyState(registry)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .._codec import JSONValue, check_value
+from .._errors import UsageError
+from .._keys import StateKey, check_key, check_name, check_scope
+from .._model import MISSING, UNSET, Document, Modifier, check_document, check_ttl
+from .._txguard import check_not_blocked, mark_transaction
+
+if TYPE_CHECKING:
+    from .registry import AsyncStateRegistry
+
+
+class AsyncState:
+    """A state document; every method is one atomic step on the backend."""
+
+    state_name: ClassVar[str | None] = None
+    """The name states of this class are stored under (default: the class name)."""
+
+    state_ttl: ClassVar[float | None] = None
+    """Default expiry in seconds, refreshed by every write (``None``: never)."""
+
+    __slots__ = ("_backend", "_key", "_registry", "_ttl")
+
+    def __init_subclass__(
+        cls, *, name: str | None = None, ttl: float | None = None, **kwargs: Any
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.state_name = check_name(cls.__name__ if name is None else name)
+        if ttl is not None:
+            cls.state_ttl = check_ttl(ttl)
+
+    def __init__(
+        self,
+        registry: AsyncStateRegistry,
+        *,
+        scope: str | int | None = None,
+        ttl: float | Any | None = UNSET,
+        name: str | None = None,
+    ) -> None:
+        from .registry import AsyncStateRegistry
+
+        if not isinstance(registry, AsyncStateRegistry):
+            raise TypeError(
+                f"{type(self).__name__} needs an AsyncStateRegistry, not {type(registry).__name__}"
+            )
+        state_name = name if name is not None else type(self).state_name
+        if state_name is None:
+            raise UsageError(
+                f"{type(self).__name__} has no state name: subclass it or pass name=..."
+            )
+        self._registry = registry
+        self._backend = registry.backend
+        self._key = StateKey(check_name(state_name), check_scope(scope))
+        self._ttl: float | None = type(self).state_ttl if ttl is UNSET else check_ttl(ttl)
+
+    def __repr__(self) -> str:
+        scope = f" scope={self._key.scope!r}" if self._key.scope else ""
+        return f"<{type(self).__name__} {self._key.name!r}{scope} on {self._backend.url}>"
+
+    @property
+    def name(self) -> str:
+        """The state's name."""
+        return self._key.name
+
+    @property
+    def scope(self) -> str:
+        """The state's scope (``""`` when unscoped)."""
+        return self._key.scope
+
+    @property
+    def ttl(self) -> float | None:
+        """The expiry every write of this object sets, in seconds."""
+        return self._ttl
+
+    @property
+    def registry(self) -> AsyncStateRegistry:
+        """The registry this state is bound to."""
+        return self._registry
+
+    async def get(self, key: str | None = None, default: JSONValue = None) -> JSONValue:
+        """The value of ``key`` (``default`` if absent); without a key, the whole state."""
+        if key is None:
+            return await self.get_all()
+        check_not_blocked(self._backend, self._key, write=False)
+        value = await self._backend.get(self._key, check_key(key))
+        return default if value is MISSING else value
+
+    async def get_all(self) -> Document:
+        """The whole state as a new dict (empty if it does not exist)."""
+        check_not_blocked(self._backend, self._key, write=False)
+        return await self._backend.get_all(self._key)
+
+    async def set(self, key: str, value: JSONValue) -> None:
+        """Store ``value`` under ``key``."""
+        check_not_blocked(self._backend, self._key, write=True)
+        await self._backend.set(self._key, check_key(key), check_value(value), self._ttl)
+
+    async def update(
+        self, mapping: Mapping[str, JSONValue] | None = None, /, **kwargs: JSONValue
+    ) -> Document:
+        """Store several values in one atomic step; return the whole updated state."""
+        check_not_blocked(self._backend, self._key, write=True)
+        merged = dict(mapping) if mapping is not None else {}
+        merged.update(kwargs)
+        return await self._backend.update(self._key, check_document(merged, "update"), self._ttl)
+
+    async def delete(self, key: str) -> bool:
+        """Remove ``key``; return whether it existed."""
+        return await self.delete_many([key]) == 1
+
+    async def delete_many(self, keys: list[str]) -> int:
+        """Remove several keys in one atomic step; return how many existed."""
+        check_not_blocked(self._backend, self._key, write=True)
+        fields = [check_key(k) for k in keys]
+        return await self._backend.delete(self._key, fields, self._ttl)
+
+    async def clear(self) -> bool:
+        """Remove every key (the state ceases to exist); return whether it had any."""
+        check_not_blocked(self._backend, self._key, write=True)
+        return await self._backend.clear(self._key)
+
+    async def incr(self, key: str, amount: int | float = 1) -> int | float:
+        """Add ``amount`` to the number at ``key`` (missing counts as 0) atomically."""
+        check_not_blocked(self._backend, self._key, write=True)
+        return await self._backend.incr(self._key, check_key(key), amount, self._ttl)
+
+    async def modify(self, fn: Modifier) -> Document:
+        """Atomically replace the state by ``fn(copy_of_state)``; return the new state.
+
+        ``fn`` is a plain function. It may return a new dict, or change its
+        argument and return ``None``. On optimistic backends it can run more
+        than once, so it must not have side effects.
+        """
+        check_not_blocked(self._backend, self._key, write=True)
+        return await self._backend.modify(self._key, fn, self._ttl)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Document]:
+        """Yield the state as a mutable dict; write it back atomically on exit.
+
+        An exception inside the block discards the changes. Keep the block short:
+        on the memory and file backends it holds the state's lock.
+        """
+        check_not_blocked(self._backend, self._key, write=True)
+        async with self._backend.transaction(self._key, self._ttl) as data:
+            with mark_transaction(self._backend, self._key):
+                yield data

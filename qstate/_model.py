@@ -1,0 +1,101 @@
+"""Pure pieces shared by every backend and both flavours (no I/O here)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from ._codec import MAX_SAFE_INTEGER, JSONValue, check_value
+from ._errors import InvalidValueError
+from ._keys import StateKey, check_key
+
+
+class StateInfo(NamedTuple):
+    """One state as a registry lists it."""
+
+    name: str
+    scope: str
+    keys: int
+    ttl: float | None
+    """Seconds until the state expires, or ``None`` if it never does."""
+
+
+class _Missing:
+    """The type of :data:`MISSING`: a key that is not in the state."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+MISSING = _Missing()
+"""Returned by a backend's ``get`` when the key does not exist (``None`` is a value)."""
+
+Document = dict[str, JSONValue]
+Modifier = Callable[[Document], "Document | None"]
+
+
+def check_document(data: Any, what: str = "state") -> Document:
+    """Validate a whole state (keys and values) and return a private copy."""
+    if not isinstance(data, dict):
+        raise InvalidValueError(f"{what} must be a dict, not {type(data).__name__}")
+    return {check_key(k): check_value(v, f"{what}[{k!r}]") for k, v in data.items()}
+
+
+def apply_modifier(fn: Modifier, current: Document, key: StateKey) -> Document:
+    """Run a ``modify`` callback on a copy and validate what it returns.
+
+    ``fn`` may return a new dict or ``None`` after changing its argument in place;
+    both are common styles, and treating ``None`` as "clear everything" would
+    silently destroy data.
+    """
+    result = fn(current)
+    if result is None:
+        result = current
+    return check_document(result, f"modify({key})")
+
+
+def add(current: JSONValue, amount: int | float, field: str) -> int | float:
+    """The new value of an ``incr``: ``current + amount``, refusing non-numbers."""
+    if type(amount) not in (int, float):
+        raise InvalidValueError(f"incr amount must be an int or a float, not {amount!r}")
+    if current is MISSING or current is None:
+        current = 0
+    elif type(current) not in (int, float):
+        raise InvalidValueError(
+            f"cannot incr key {field!r}: it holds a {type(current).__name__}, not a number"
+        )
+    result = current + amount
+    if type(result) is int and not -MAX_SAFE_INTEGER <= result <= MAX_SAFE_INTEGER:
+        raise InvalidValueError(f"incr of key {field!r} would leave the range of safe integers")
+    return check_value(result, f"incr({field!r})")  # type: ignore[no-any-return]
+
+
+class _Unset:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+"""Default of optional arguments where ``None`` is itself a meaningful value."""
+
+
+def check_ttl(ttl: object) -> float | None:
+    """Validate a TTL in seconds: ``None`` (never expire) or a positive number."""
+    if ttl is None:
+        return None
+    if type(ttl) not in (int, float) or not 0 < ttl < 10**9:  # type: ignore[operator]
+        raise InvalidValueError(f"ttl must be a positive number of seconds or None, not {ttl!r}")
+    return float(ttl)  # type: ignore[arg-type]
+
+
+def expires_at(ttl: float | None) -> float | None:
+    """Wall-clock expiry (epoch seconds) of a write made now with ``ttl``."""
+    return None if ttl is None else time.time() + ttl

@@ -1,0 +1,54 @@
+"""Detects a state being used inside a ``transaction()`` that would block it.
+
+On the memory and file backends a transaction holds a lock, so a ``state.set``
+inside the block would wait for itself forever (memory) or until the busy
+timeout (file). A context variable remembers what the current thread or task
+has open, so such a call fails at once with a clear UsageError instead.
+
+Backends whose transactions lock the whole store (SQLite has one write lock per
+database) set ``locks_store_in_transaction``; then any write through that
+backend is refused inside the block, while reads of other states still work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from ._errors import UsageError
+from ._keys import StateKey
+
+_open: ContextVar[frozenset[tuple[int, StateKey | None]]] = ContextVar(
+    "qstate_open_transactions", default=frozenset()
+)
+
+
+def check_not_blocked(backend: object, key: StateKey, *, write: bool) -> None:
+    """Raise UsageError if this call would wait on a transaction of this task."""
+    opened = _open.get()
+    if not opened:
+        return
+    if (id(backend), key) in opened:
+        raise UsageError(
+            f"state {key} is inside its own transaction() here; "
+            "read and change the dict the transaction yielded instead"
+        )
+    if write and (id(backend), None) in opened:
+        raise UsageError(
+            f"cannot write {key} inside a transaction() on {getattr(backend, 'url', '')}: "
+            "the backend holds its write lock until the block ends; write after the block"
+        )
+
+
+@contextmanager
+def mark_transaction(backend: object, key: StateKey) -> Iterator[None]:
+    """Mark the state (and the store, if it is locked whole) open for the block."""
+    marks = {(id(backend), key)}
+    if getattr(backend, "locks_store_in_transaction", False):
+        marks.add((id(backend), None))
+    token = _open.set(_open.get() | marks)
+    try:
+        yield
+    finally:
+        _open.reset(token)

@@ -1,0 +1,98 @@
+"""Fixtures shared by the whole suite.
+
+The contract tests run once per (backend, flavour). A :class:`Flavour` hides the
+difference between the sync and async APIs so that one test body checks both:
+``f.run(x)`` awaits ``x`` on the flavour's event loop when it is a coroutine.
+Adding a backend to the suite means adding one entry to ``backend_url``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from qstate import AsyncState, AsyncStateRegistry, State, StateRegistry
+
+class Flavour:
+    """The sync or async API behind one uniform, synchronous test interface."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.is_async = name == "async"
+        self.base: type[Any] = AsyncState if self.is_async else State
+        self._runner = asyncio.Runner() if self.is_async else None
+        self._registries: list[Any] = []
+
+    def registry(self, url: str) -> Any:
+        registry = AsyncStateRegistry(url) if self.is_async else StateRegistry(url)
+        self._registries.append(registry)
+        return registry
+
+    def state_class(self, class_name: str, /, **options: Any) -> type[Any]:
+        """A new State/AsyncState subclass called ``class_name``."""
+        return type(class_name, (self.base,), {}, **options)
+
+    def run(self, value: Any) -> Any:
+        if inspect.iscoroutine(value):
+            assert self._runner is not None
+            return self._runner.run(value)
+        return value
+
+    @contextmanager
+    def transaction(self, state: Any) -> Iterator[dict[str, Any]]:
+        if not self.is_async:
+            with state.transaction() as data:
+                yield data
+            return
+        # Drive the async context manager by hand on the flavour's loop.
+        manager = state.transaction()
+        data = self.run(manager.__aenter__())
+        try:
+            yield data
+        except BaseException as exc:
+            if not self.run(manager.__aexit__(type(exc), exc, exc.__traceback__)):
+                raise
+        else:
+            self.run(manager.__aexit__(None, None, None))
+
+    def close(self) -> None:
+        for registry in self._registries:
+            self.run(registry.aclose() if self.is_async else registry.close())
+        if self._runner is not None:
+            self._runner.close()
+
+
+@pytest.fixture(params=["sync", "async"])
+def flavour(request: pytest.FixtureRequest) -> Iterator[Flavour]:
+    f = Flavour(request.param)
+    yield f
+    f.close()
+
+
+@pytest.fixture(params=["memory", "file"])
+def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty store of each kind."""
+    if request.param == "memory":
+        return "memory://"
+    return f"file:{tmp_path}/data/state.db"
+
+
+@pytest.fixture
+def registry(flavour: Flavour, backend_url: str) -> Any:
+    return flavour.registry(backend_url)
+
+
+@pytest.fixture
+def make_state(flavour: Flavour, registry: Any) -> Callable[..., Any]:
+    """``make_state("MyState", scope=..., ttl=...)`` → a state bound to ``registry``."""
+
+    def make(name: str = "MyState", **kwargs: Any) -> Any:
+        return flavour.state_class(name)(registry, **kwargs)
+
+    return make

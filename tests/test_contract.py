@@ -1,0 +1,430 @@
+"""The contract every backend honours, in both flavours.
+
+A backend is correct when it passes these tests like the others. Each test runs
+for every (backend, flavour) pair from ``conftest.py``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import pytest
+
+from qstate import (
+    MAX_SAFE_INTEGER,
+    InvalidNameError,
+    InvalidValueError,
+    StateInfo,
+    UsageError,
+)
+from tests.conftest import Flavour
+
+SEED_OUTPUT = {"state": "await_phone", "step": 1, "prompt": "Введите телефон"}
+
+
+def test_seed_scenario(flavour: Flavour, make_state: Any) -> None:
+    """The QTasks documentation's step1/step2, with its exact get_all() output."""
+    run = flavour.run
+    state = make_state("MyState")
+
+    assert run(state.set("state", "await_phone")) is None
+    updated = run(state.update(step=1, prompt="Введите телефон"))
+    assert updated == SEED_OUTPUT
+
+    # step2, in a fresh object as a second task would get it
+    state = make_state("MyState")
+    seen = run(state.get_all())
+    assert seen == SEED_OUTPUT
+    assert repr(seen) == "{'state': 'await_phone', 'step': 1, 'prompt': 'Введите телефон'}"
+    assert run(state.get("state")) == "await_phone"
+    assert run(state.update(step=2)) == {**SEED_OUTPUT, "step": 2}
+    assert run(state.delete("state")) is True
+    assert run(state.get_all()) == {"step": 2, "prompt": "Введите телефон"}
+    assert run(state.clear()) is True
+    assert run(state.get_all()) == {}
+
+
+def test_get_forms(flavour: Flavour, make_state: Any) -> None:
+    run = flavour.run
+    state = make_state()
+    assert run(state.get("missing")) is None
+    assert run(state.get("missing", 7)) == 7
+    assert run(state.get()) == {}
+    run(state.set("a", None))
+    assert run(state.get("a", "default")) is None, "a stored None is a value, not absence"
+    assert run(state.get()) == {"a": None}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        0,
+        -1,
+        MAX_SAFE_INTEGER,
+        -MAX_SAFE_INTEGER,
+        1.5,
+        -0.0,
+        1e308,
+        5e-324,
+        True,
+        False,
+        None,
+        "",
+        "plain",
+        "Юникод ✓ 😀 \u0000 \t\n \u2028 \"quotes\" \\",
+        [],
+        {},
+        [1, "two", [3.0, {"four": None}]],
+        {"nested": {"deep": [True, {"x": ""}]}, "": "empty key"},
+    ],
+)
+def test_values_round_trip_exactly(flavour: Flavour, make_state: Any, value: Any) -> None:
+    run = flavour.run
+    state = make_state()
+    run(state.set("k", value))
+    got = run(state.get("k"))
+    assert got == value
+    assert type(got) is type(value)
+    if isinstance(value, float):
+        assert math.copysign(1, got) == math.copysign(1, value)
+    assert run(make_state().get("k")) == value
+
+
+def test_update_forms(flavour: Flavour, make_state: Any) -> None:
+    run = flavour.run
+    state = make_state()
+    assert run(state.update({"a": 1})) == {"a": 1}
+    assert run(state.update({"b": 2}, c=3)) == {"a": 1, "b": 2, "c": 3}
+    assert run(state.update(a=10)) == {"a": 10, "b": 2, "c": 3}
+    assert run(state.update()) == {"a": 10, "b": 2, "c": 3}
+    assert run(state.update({"mapping": 1})) == {"a": 10, "b": 2, "c": 3, "mapping": 1}
+
+
+def test_delete_and_clear_report_what_existed(flavour: Flavour, make_state: Any) -> None:
+    run = flavour.run
+    state = make_state()
+    assert run(state.delete("nope")) is False
+    assert run(state.clear()) is False
+    run(state.update(a=1, b=2, c=3))
+    assert run(state.delete_many(["a", "b", "zz"])) == 2
+    assert run(state.get_all()) == {"c": 3}
+    assert run(state.delete("c")) is True
+    assert run(state.get_all()) == {}
+    assert run(state.registry.list_states()) == []
+
+
+def test_incr(flavour: Flavour, make_state: Any) -> None:
+    run = flavour.run
+    state = make_state()
+    assert run(state.incr("n")) == 1
+    assert run(state.incr("n", 41)) == 42
+    assert run(state.incr("n", -2)) == 40
+    assert run(state.incr("f", 0.5)) == 0.5
+    assert run(state.incr("n", 0.5)) == 40.5
+    run(state.update(s="text", b=True, big=MAX_SAFE_INTEGER))
+    for key in ("s", "b"):
+        with pytest.raises(InvalidValueError, match="not a number"):
+            run(state.incr(key))
+    with pytest.raises(InvalidValueError, match="safe integers"):
+        run(state.incr("big"))
+    with pytest.raises(InvalidValueError, match="amount"):
+        run(state.incr("n", "1"))
+    with pytest.raises(InvalidValueError, match="amount"):
+        run(state.incr("n", True))
+    assert run(state.get_all()) == {
+        "n": 40.5,
+        "f": 0.5,
+        "s": "text",
+        "b": True,
+        "big": MAX_SAFE_INTEGER,
+    }
+
+
+def test_modify(flavour: Flavour, make_state: Any) -> None:
+    run = flavour.run
+    state = make_state()
+    run(state.set("step", 1))
+    assert run(state.modify(lambda d: {**d, "step": d["step"] + 1})) == {"step": 2}
+
+    def in_place(data: dict[str, Any]) -> None:
+        data["seen"] = True
+
+    assert run(state.modify(in_place)) == {"step": 2, "seen": True}
+    assert run(state.modify(lambda d: {})) == {}
+    assert run(state.get_all()) == {}
+
+
+def test_modify_failures_change_nothing(flavour: Flavour, make_state: Any) -> None:
+    run = flavour.run
+    state = make_state()
+    run(state.set("step", 1))
+
+    def boom(data: dict[str, Any]) -> dict[str, Any]:
+        data["step"] = 99
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        run(state.modify(boom))
+    with pytest.raises(InvalidValueError):
+        run(state.modify(lambda d: {"step": object()}))
+    with pytest.raises(InvalidValueError):
+        run(state.modify(lambda d: ["not", "a", "dict"]))  # type: ignore[arg-type,return-value]
+    with pytest.raises(InvalidNameError):
+        run(state.modify(lambda d: {"": 1}))
+    assert run(state.get_all()) == {"step": 1}
+
+
+def test_transaction(flavour: Flavour, make_state: Any) -> None:
+    run = flavour.run
+    state = make_state()
+    run(state.set("step", 1))
+    with flavour.transaction(state) as data:
+        assert data == {"step": 1}
+        data["step"] += 1
+        data["new"] = [1]
+    assert run(state.get_all()) == {"step": 2, "new": [1]}
+
+    with pytest.raises(KeyError), flavour.transaction(state) as data:
+        data["step"] = 100
+        raise KeyError("abandon")
+    assert run(state.get_all()) == {"step": 2, "new": [1]}
+
+    with pytest.raises(InvalidValueError), flavour.transaction(state) as data:
+        data["step"] = {1, 2}
+    assert run(state.get_all()) == {"step": 2, "new": [1]}
+
+    with flavour.transaction(state) as data:
+        data.clear()
+    assert run(state.get_all()) == {}
+
+
+def test_state_used_inside_its_own_transaction_is_refused(
+    flavour: Flavour, make_state: Any
+) -> None:
+    run = flavour.run
+    state = make_state()
+    other = make_state("Other")
+    run(state.set("a", 1))
+    with flavour.transaction(state) as data:
+        with pytest.raises(UsageError, match="inside its own transaction"):
+            run(state.set("a", 2))
+        with pytest.raises(UsageError):
+            run(make_state().get("a"))
+        assert run(other.get_all()) == {}, "reading another state is fine"
+        if getattr(state.registry.backend, "locks_store_in_transaction", False):
+            with pytest.raises(UsageError, match="write after the block"):
+                run(other.set("b", 1))
+        else:
+            run(other.set("b", 1))
+        data["a"] = 3
+    assert run(state.get_all()) == {"a": 3}
+    run(other.set("b", 1))
+    assert run(other.get_all()) == {"b": 1}
+
+
+def test_copies_in_and_out(flavour: Flavour, make_state: Any) -> None:
+    run = flavour.run
+    state = make_state()
+    value = {"list": [1, 2], "dict": {"x": 1}}
+    run(state.set("v", value))
+    value["list"].append(3)
+    value["dict"]["x"] = 2
+    got = run(state.get("v"))
+    assert got == {"list": [1, 2], "dict": {"x": 1}}
+    got["list"].append(4)
+    everything = run(state.get_all())
+    everything["v"]["dict"]["y"] = 1
+    everything["other"] = 1
+    updated = run(state.update(n=1))
+    updated["v"]["list"].clear()
+    with flavour.transaction(state) as data:
+        kept = data
+    kept["v"]["list"].append("late")
+    assert run(state.get_all()) == {"v": {"list": [1, 2], "dict": {"x": 1}}, "n": 1}
+
+
+class _Obj:
+    pass
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ((1, 2), "tuple is not a JSON value; pass a list"),
+        ({1, 2}, "set is not a JSON value"),
+        (_Obj(), "_Obj is not a JSON value"),
+        (b"bytes", "bytes is not a JSON value"),
+        (float("nan"), "not a JSON number"),
+        (float("inf"), "not a JSON number"),
+        (MAX_SAFE_INTEGER + 1, "outside"),
+        ({1: "int key"}, "JSON object keys must be str"),
+        ({"a": [1, {"b": float("-inf")}]}, r"value\['a'\]\[1\]\['b'\]"),
+        ("lone \ud800 surrogate", "surrogate"),
+    ],
+)
+def test_bad_values_are_refused_and_change_nothing(
+    flavour: Flavour, make_state: Any, value: Any, message: str
+) -> None:
+    run = flavour.run
+    state = make_state()
+    run(state.set("keep", 1))
+    with pytest.raises(InvalidValueError, match=message):
+        run(state.set("k", value))
+    with pytest.raises(InvalidValueError):
+        run(state.update(k=value, other=2))
+    assert run(state.get_all()) == {"keep": 1}
+
+
+def test_deep_nesting_is_refused(flavour: Flavour, make_state: Any) -> None:
+    value: Any = []
+    for _ in range(150):
+        value = [value]
+    with pytest.raises(InvalidValueError, match="nested deeper"):
+        flavour.run(make_state().set("deep", value))
+
+
+@pytest.mark.parametrize("name", ["", "1abc", "has space", "a:b", "a/b", "../x", "{x}", "é", 5])
+def test_bad_state_names_are_refused(flavour: Flavour, registry: Any, name: Any) -> None:
+    with pytest.raises(InvalidNameError, match="invalid state name"):
+        registry.state(name)
+
+
+@pytest.mark.parametrize("scope", ["", "a{b", "tab\there", "x" * 201, 1.5, True, b"x"])
+def test_bad_scopes_are_refused(flavour: Flavour, registry: Any, scope: Any) -> None:
+    with pytest.raises(InvalidNameError, match="invalid scope"):
+        registry.state("Ok", scope=scope)
+
+
+@pytest.mark.parametrize("key", ["", 1, None, "x" * 1001, "\udc80"])
+def test_bad_keys_are_refused(flavour: Flavour, make_state: Any, key: Any) -> None:
+    run = flavour.run
+    state = make_state()
+    run(state.set("keep", 1))
+    with pytest.raises(InvalidNameError, match="invalid key"):
+        run(state.set(key, 1))
+    if isinstance(key, str):
+        with pytest.raises(InvalidNameError):
+            run(state.update({key: 1}))
+    assert run(state.get_all()) == {"keep": 1}
+
+
+def test_names_from_class_and_override(flavour: Flavour, registry: Any) -> None:
+    run = flavour.run
+    plain = flavour.state_class("CheckoutState")(registry)
+    renamed = flavour.state_class("Whatever", name="checkout.v2")(registry)
+    assert (plain.name, renamed.name) == ("CheckoutState", "checkout.v2")
+    run(plain.set("a", 1))
+    run(renamed.set("b", 2))
+    assert run(registry.state("CheckoutState").get_all()) == {"a": 1}
+    assert run(registry.state("checkout.v2").get_all()) == {"b": 2}
+    with pytest.raises(UsageError, match="no state name"):
+        flavour.base(registry)
+
+
+def test_scopes_are_separate_documents(flavour: Flavour, make_state: Any) -> None:
+    run = flavour.run
+    unscoped, alice, bob, numeric = (
+        make_state(),
+        make_state(scope="alice"),
+        make_state(scope="bob"),
+        make_state(scope=42),
+    )
+    run(unscoped.set("who", "nobody"))
+    run(alice.set("who", "alice"))
+    run(bob.set("who", "bob"))
+    run(numeric.set("who", 42))
+    assert run(make_state(scope="alice").get("who")) == "alice"
+    assert run(make_state(scope="42").get("who")) == 42
+    assert run(unscoped.get_all()) == {"who": "nobody"}
+    run(alice.clear())
+    assert run(bob.get("who")) == "bob"
+    assert [(i.name, i.scope, i.keys) for i in run(unscoped.registry.list_states())] == [
+        ("MyState", "", 1),
+        ("MyState", "42", 1),
+        ("MyState", "bob", 1),
+    ]
+
+
+def test_list_states(flavour: Flavour, make_state: Any, registry: Any) -> None:
+    run = flavour.run
+    run(make_state("Alpha").update(a=1, b=2))
+    run(make_state("Beta", scope="s").set("x", 1))
+    run(make_state("alphabet").set("x", 1))
+    assert run(registry.list_states()) == [
+        StateInfo("Alpha", "", 2, None),
+        StateInfo("Beta", "s", 1, None),
+        StateInfo("alphabet", "", 1, None),
+    ]
+    assert [i.name for i in run(registry.list_states("Al"))] == ["Alpha"]
+    assert run(registry.list_states("Nope")) == []
+
+
+def test_ttl_expires_and_is_refreshed_by_writes(flavour: Flavour, make_state: Any) -> None:
+    run = flavour.run
+    state = make_state(ttl=0.6)
+    run(state.set("a", 1))
+    [info] = run(state.registry.list_states())
+    assert info.ttl is not None and 0 < info.ttl <= 0.6
+    time.sleep(0.35)
+    run(state.set("b", 2))  # refreshes: the state now lives 0.6 s from here
+    time.sleep(0.35)
+    assert run(state.get_all()) == {"a": 1, "b": 2}, "a write refreshed the expiry"
+    time.sleep(0.35)
+    assert run(state.get("a")) is None, "reads do not refresh the expiry"
+    assert run(state.get_all()) == {}
+    assert run(state.registry.list_states()) == []
+    assert run(state.incr("n")) == 1, "expired data is gone, not resurrected by a write"
+    assert run(state.get_all()) == {"n": 1}
+
+
+def test_ttl_from_class_and_write_without_ttl_keeps_expiry(
+    flavour: Flavour, registry: Any
+) -> None:
+    run = flavour.run
+    short = flavour.state_class("Session", ttl=0.3)(registry)
+    assert short.ttl == 0.3
+    forever = flavour.state_class("Session")(registry, ttl=None)
+    run(short.set("a", 1))
+    run(forever.set("b", 2))
+    time.sleep(0.4)
+    assert run(forever.get_all()) == {}
+    with pytest.raises(InvalidValueError, match="ttl"):
+        flavour.state_class("Session")(registry, ttl=-1)
+
+
+def test_every_kind_of_write_applies_ttl(flavour: Flavour, make_state: Any) -> None:
+    run = flavour.run
+    writes = {
+        "set": lambda s: s.set("k", 1),
+        "update": lambda s: s.update(k=1),
+        "incr": lambda s: s.incr("k"),
+        "modify": lambda s: s.modify(lambda d: {"k": 1}),
+    }
+    for name, write in writes.items():
+        state = make_state(f"T_{name}", ttl=30)
+        run(write(state))
+        [info] = run(state.registry.list_states(f"T_{name}"))
+        assert info.ttl is not None and 25 < info.ttl <= 30, name
+    state = make_state("T_tx", ttl=30)
+    with flavour.transaction(state) as data:
+        data["k"] = 1
+    [info] = run(state.registry.list_states("T_tx"))
+    assert info.ttl is not None and 25 < info.ttl <= 30
+
+
+def test_repr_and_properties(flavour: Flavour, make_state: Any, backend_url: str) -> None:
+    state = make_state("Shown", scope="u1", ttl=5)
+    assert (state.name, state.scope, state.ttl) == ("Shown", "u1", 5.0)
+    assert "'Shown' scope='u1'" in repr(state)
+    assert state.registry.url.split(":")[0] == backend_url.split(":")[0]
+
+
+def test_registry_refuses_the_other_flavour(flavour: Flavour, backend_url: str) -> None:
+    other = Flavour("sync" if flavour.is_async else "async")
+    try:
+        with pytest.raises(TypeError, match="Registry"):
+            flavour.state_class("X")(other.registry(backend_url))
+    finally:
+        other.close()
