@@ -44,7 +44,7 @@ def check_not_blocked(backend: object, key: StateKey, *, write: bool) -> None:
 @contextmanager
 def mark_transaction(backend: object, key: StateKey) -> Iterator[None]:
     """Mark the state (and the store, if it is locked whole) open for the block."""
-    marks = {(id(backend), key)}
+    marks: set[tuple[int, StateKey | None]] = {(id(backend), key)}
     if getattr(backend, "locks_store_in_transaction", False):
         marks.add((id(backend), None))
     token = _open.set(_open.get() | marks)

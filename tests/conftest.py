@@ -19,6 +19,7 @@ import pytest
 
 from qstate import AsyncState, AsyncStateRegistry, State, StateRegistry
 
+
 class Flavour:
     """The sync or async API behind one uniform, synchronous test interface."""
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -73,7 +74,7 @@ def test_get_forms(flavour: Flavour, make_state: Any) -> None:
         None,
         "",
         "plain",
-        "Юникод ✓ 😀 \u0000 \t\n \u2028 \"quotes\" \\",
+        'Юникод ✓ 😀 \u0000 \t\n \u2028 "quotes" \\',
         [],
         {},
         [1, "two", [3.0, {"four": None}]],
@@ -170,7 +171,7 @@ def test_modify_failures_change_nothing(flavour: Flavour, make_state: Any) -> No
     with pytest.raises(InvalidValueError):
         run(state.modify(lambda d: {"step": object()}))
     with pytest.raises(InvalidValueError):
-        run(state.modify(lambda d: ["not", "a", "dict"]))  # type: ignore[arg-type,return-value]
+        run(state.modify(lambda d: ["not", "a", "dict"]))
     with pytest.raises(InvalidNameError):
         run(state.modify(lambda d: {"": 1}))
     assert run(state.get_all()) == {"step": 1}
@@ -186,9 +187,13 @@ def test_transaction(flavour: Flavour, make_state: Any) -> None:
         data["new"] = [1]
     assert run(state.get_all()) == {"step": 2, "new": [1]}
 
-    with pytest.raises(KeyError), flavour.transaction(state) as data:
-        data["step"] = 100
-        raise KeyError("abandon")
+    def abandon() -> None:
+        with flavour.transaction(state) as data:
+            data["step"] = 100
+            raise KeyError("abandon")
+
+    with pytest.raises(KeyError):
+        abandon()
     assert run(state.get_all()) == {"step": 2, "new": [1]}
 
     with pytest.raises(InvalidValueError), flavour.transaction(state) as data:
@@ -227,7 +232,7 @@ def test_state_used_inside_its_own_transaction_is_refused(
 def test_copies_in_and_out(flavour: Flavour, make_state: Any) -> None:
     run = flavour.run
     state = make_state()
-    value = {"list": [1, 2], "dict": {"x": 1}}
+    value: dict[str, Any] = {"list": [1, 2], "dict": {"x": 1}}
     run(state.set("v", value))
     value["list"].append(3)
     value["dict"]["x"] = 2
@@ -366,7 +371,8 @@ def test_ttl_expires_and_is_refreshed_by_writes(flavour: Flavour, make_state: An
     state = make_state(ttl=0.6)
     run(state.set("a", 1))
     [info] = run(state.registry.list_states())
-    assert info.ttl is not None and 0 < info.ttl <= 0.6
+    assert info.ttl is not None
+    assert 0 < info.ttl <= 0.6
     time.sleep(0.35)
     run(state.set("b", 2))  # refreshes: the state now lives 0.6 s from here
     time.sleep(0.35)
@@ -396,7 +402,7 @@ def test_ttl_from_class_and_write_without_ttl_keeps_expiry(
 
 def test_every_kind_of_write_applies_ttl(flavour: Flavour, make_state: Any) -> None:
     run = flavour.run
-    writes = {
+    writes: dict[str, Callable[[Any], Any]] = {
         "set": lambda s: s.set("k", 1),
         "update": lambda s: s.update(k=1),
         "incr": lambda s: s.incr("k"),
@@ -406,12 +412,14 @@ def test_every_kind_of_write_applies_ttl(flavour: Flavour, make_state: Any) -> N
         state = make_state(f"T_{name}", ttl=30)
         run(write(state))
         [info] = run(state.registry.list_states(f"T_{name}"))
-        assert info.ttl is not None and 25 < info.ttl <= 30, name
+        assert info.ttl is not None, name
+        assert 25 < info.ttl <= 30, name
     state = make_state("T_tx", ttl=30)
     with flavour.transaction(state) as data:
         data["k"] = 1
     [info] = run(state.registry.list_states("T_tx"))
-    assert info.ttl is not None and 25 < info.ttl <= 30
+    assert info.ttl is not None
+    assert 25 < info.ttl <= 30
 
 
 def test_repr_and_properties(flavour: Flavour, make_state: Any, backend_url: str) -> None:

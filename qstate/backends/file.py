@@ -24,9 +24,10 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote
 
 from .._async.backend import AsyncBackend
@@ -83,6 +84,7 @@ _SET_EXPIRY = (
     "ON CONFLICT (state, scope) DO UPDATE SET expires_at = excluded.expires_at"
 )
 _MAX_IDLE = 16
+_T = TypeVar("_T")
 _SYNCHRONOUS = {"normal": "NORMAL", "full": "FULL"}
 
 # Connections inherited from a parent process are never closed or used by the
@@ -152,6 +154,7 @@ class FileBackend(Backend):
         self._timeout = timeout
         self._idle: list[sqlite3.Connection] = []
         self._pid = os.getpid()
+        self._writer = threading.Lock()
         self._ready = False
         self._ready_lock = threading.Lock()
 
@@ -206,12 +209,32 @@ class FileBackend(Backend):
                     conn.rollback()
             self._ready = True
 
+    def _forget_parent(self) -> None:
+        """In a forked child, drop what belongs to the parent process."""
+        _INHERITED.extend(self._idle)
+        self._idle = []
+        self._writer = threading.Lock()  # may have been held by a parent thread
+        self._pid = os.getpid()
+
+    def _lock_writers(self) -> None:
+        """Queue this process's writers on a lock rather than in SQLite's busy loop.
+
+        SQLite's busy handler sleeps in coarse steps, so contending threads waste
+        time and starve; within one process a lock hands over at once. Other
+        processes still wait in SQLite, under the same timeout.
+        """
+        if self._pid != os.getpid():
+            self._forget_parent()
+        if not self._writer.acquire(timeout=self._timeout):
+            raise BackendUnavailableError(
+                f"{self.path}: another writer in this process held the lock past the "
+                f"{self._timeout:g} s timeout; retry, or raise ?timeout= in the URL"
+            )
+
     def _checkout(self) -> sqlite3.Connection:
         """A connection for this thread's exclusive use until :meth:`_checkin`."""
         if self._pid != os.getpid():
-            _INHERITED.extend(self._idle)
-            self._idle = []
-            self._pid = os.getpid()
+            self._forget_parent()
         try:
             return self._idle.pop()
         except IndexError:
@@ -238,11 +261,15 @@ class FileBackend(Backend):
     @contextmanager
     def _write(self, key: StateKey) -> Iterator[sqlite3.Connection]:
         """One ``BEGIN IMMEDIATE`` transaction on ``key``; expired data purged first."""
-        with self._connection() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            self._purge_expired(conn, key)
-            yield conn
-            conn.execute("COMMIT")
+        self._lock_writers()
+        try:
+            with self._connection() as conn:
+                conn.execute("BEGIN IMMEDIATE")
+                self._purge_expired(conn, key)
+                yield conn
+                conn.execute("COMMIT")
+        finally:
+            self._writer.release()
 
     @staticmethod
     def _purge_expired(conn: sqlite3.Connection, key: StateKey) -> None:
@@ -351,16 +378,24 @@ class FileBackend(Backend):
     # in a worker thread while the transaction body runs on the event loop.
 
     def begin(self, key: StateKey) -> tuple[sqlite3.Connection, Document]:
-        """Check out a connection, take the write lock, read the document."""
-        with _mapped_errors(self.path):
-            conn = self._checkout()
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                self._purge_expired(conn, key)
-                return conn, self._read_all(conn, key)
-            except BaseException:
-                self._checkin(conn)
-                raise
+        """Take the write locks, check out a connection, read the document.
+
+        Every successful ``begin`` is ended by exactly one ``commit`` or ``abort``.
+        """
+        self._lock_writers()
+        try:
+            with _mapped_errors(self.path):
+                conn = self._checkout()
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    self._purge_expired(conn, key)
+                    return conn, self._read_all(conn, key)
+                except BaseException:
+                    self._checkin(conn)
+                    raise
+        except BaseException:
+            self._writer.release()
+            raise
 
     def commit(
         self, conn: sqlite3.Connection, key: StateKey, data: Document, ttl: float | None
@@ -381,9 +416,12 @@ class FileBackend(Backend):
         return document
 
     def abort(self, conn: sqlite3.Connection) -> None:
-        """Discard what ``begin`` started (a no-op after ``commit``)."""
-        with _mapped_errors(self.path):
-            self._checkin(conn)
+        """End what ``begin`` started, discarding anything not committed."""
+        try:
+            with _mapped_errors(self.path):
+                self._checkin(conn)
+        finally:
+            self._writer.release()
 
     @contextmanager
     def transaction(self, key: StateKey, ttl: float | None) -> Iterator[Document]:
@@ -419,6 +457,14 @@ class AsyncFileBackend(AsyncBackend):
     def __init__(self, sync: FileBackend) -> None:
         self.sync = sync
         self.url = sync.url
+        # Writers queue here, on the loop, before taking a worker thread: were they
+        # to queue in threads, a transaction held across an await could need a
+        # thread to commit while every thread waits for that very transaction.
+        self._writers = asyncio.Lock()
+
+    async def _write(self, fn: Callable[..., _T], *args: Any) -> _T:
+        async with self._writers:
+            return await asyncio.to_thread(fn, *args)
 
     async def get(self, key: StateKey, field: str) -> JSONValue | _Missing:
         return await asyncio.to_thread(self.sync.get, key, field)
@@ -427,37 +473,51 @@ class AsyncFileBackend(AsyncBackend):
         return await asyncio.to_thread(self.sync.get_all, key)
 
     async def set(self, key: StateKey, field: str, value: JSONValue, ttl: float | None) -> None:
-        await asyncio.to_thread(self.sync.set, key, field, value, ttl)
+        await self._write(self.sync.set, key, field, value, ttl)
 
     async def update(self, key: StateKey, mapping: Document, ttl: float | None) -> Document:
-        return await asyncio.to_thread(self.sync.update, key, mapping, ttl)
+        return await self._write(self.sync.update, key, mapping, ttl)
 
     async def delete(self, key: StateKey, fields: Sequence[str], ttl: float | None) -> int:
-        return await asyncio.to_thread(self.sync.delete, key, fields, ttl)
+        return await self._write(self.sync.delete, key, fields, ttl)
 
     async def clear(self, key: StateKey) -> bool:
-        return await asyncio.to_thread(self.sync.clear, key)
+        return await self._write(self.sync.clear, key)
 
     async def incr(
         self, key: StateKey, field: str, amount: int | float, ttl: float | None
     ) -> int | float:
-        return await asyncio.to_thread(self.sync.incr, key, field, amount, ttl)
+        return await self._write(self.sync.incr, key, field, amount, ttl)
 
     async def modify(self, key: StateKey, fn: Modifier, ttl: float | None) -> Document:
-        return await asyncio.to_thread(self.sync.modify, key, fn, ttl)
+        return await self._write(self.sync.modify, key, fn, ttl)
 
     async def list_states(self, prefix: str = "") -> list[StateInfo]:
         return await asyncio.to_thread(self.sync.list_states, prefix)
 
     @asynccontextmanager
     async def transaction(self, key: StateKey, ttl: float | None) -> AsyncIterator[Document]:
-        conn, data = await asyncio.to_thread(self.sync.begin, key)
-        try:
-            yield data
-        except BaseException:
-            await asyncio.shield(asyncio.to_thread(self.sync.abort, conn))
-            raise
-        await asyncio.shield(asyncio.to_thread(self.sync.commit, conn, key, data, ttl))
+        async with self._writers:
+            begun = asyncio.ensure_future(asyncio.to_thread(self.sync.begin, key))
+            try:
+                conn, data = await asyncio.shield(begun)
+            except asyncio.CancelledError:
+                # The thread still finishes begin(); end that transaction then.
+                begun.add_done_callback(self._abort_when_begun)
+                raise
+            try:
+                yield data
+            except BaseException:
+                await asyncio.shield(asyncio.to_thread(self.sync.abort, conn))
+                raise
+            await asyncio.shield(asyncio.to_thread(self.sync.commit, conn, key, data, ttl))
+
+    def _abort_when_begun(
+        self, begun: asyncio.Future[tuple[sqlite3.Connection, Document]]
+    ) -> None:
+        if not begun.cancelled() and begun.exception() is None:
+            conn, _ = begun.result()
+            asyncio.get_running_loop().run_in_executor(None, self.sync.abort, conn)
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self.sync.close)

@@ -1,0 +1,1 @@
+"""qstate command line (Typer)."""

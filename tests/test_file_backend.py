@@ -1,0 +1,197 @@
+"""What only the SQLite file backend promises: layout, permissions, safety."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+
+from qstate import (
+    AsyncState,
+    AsyncStateRegistry,
+    BackendUnavailableError,
+    ConfigError,
+    CorruptDataError,
+    State,
+    StateRegistry,
+)
+from qstate.backends.file import parse_url
+
+
+class MyState(State):
+    pass
+
+
+class MyAsyncState(AsyncState, name="MyState"):
+    pass
+
+
+def test_directory_and_database_are_private(tmp_path: Path) -> None:
+    db = tmp_path / "new" / "nested" / "state.db"
+    with StateRegistry(f"file:{db}") as registry:
+        MyState(registry).set("a", 1)
+    assert stat.S_IMODE(db.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600
+    for sidecar in db.parent.glob("state.db-*"):
+        assert stat.S_IMODE(sidecar.stat().st_mode) == 0o600
+
+
+def test_layout_is_readable_by_sqlite3(tmp_path: Path) -> None:
+    """The documented layout: one row per key, JSON text, WAL mode."""
+    db = tmp_path / "state.db"
+    with StateRegistry(f"file:{db}") as registry:
+        MyState(registry).update(state="await_phone", step=1)
+        MyState(registry, scope="u1", ttl=60).set("nested", {"a": [1, None]})
+    conn = sqlite3.connect(db)
+    rows = conn.execute(
+        "SELECT state, scope, key, value FROM qstate_values ORDER BY rowid"
+    ).fetchall()
+    assert rows == [
+        ("MyState", "", "state", '"await_phone"'),
+        ("MyState", "", "step", "1"),
+        ("MyState", "u1", "nested", '{"a":[1,null]}'),
+    ]
+    [(state, scope, expires_at)] = conn.execute("SELECT * FROM qstate_expiry").fetchall()
+    assert (state, scope) == ("MyState", "u1")
+    assert expires_at > 0
+    assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert conn.execute("PRAGMA user_version").fetchone() == (1,)
+    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_a_scope_is_data_never_a_path(tmp_path: Path) -> None:
+    db = tmp_path / "d" / "state.db"
+    with StateRegistry(f"file:{db}") as registry:
+        evil = MyState(registry, scope="../../../etc/passwd")
+        evil.set("x", 1)
+        assert evil.get("x") == 1
+        files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
+    assert files[0] == "d"
+    assert all(f.startswith("d/state.db") for f in files[1:]), files
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("file:state.db", (Path("state.db"), "NORMAL", 10.0)),
+        ("file:///abs/s.db", (Path("/abs/s.db"), "NORMAL", 10.0)),
+        ("file://localhost/abs/s.db", (Path("/abs/s.db"), "NORMAL", 10.0)),
+        ("file:/abs/s.db?synchronous=full&timeout=2.5", (Path("/abs/s.db"), "FULL", 2.5)),
+        ("file:a%20b.db", (Path("a b.db"), "NORMAL", 10.0)),
+    ],
+)
+def test_url_forms(url: str, expected: tuple[Path, str, float]) -> None:
+    assert parse_url(url) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("file:", "needs a database file path"),
+        ("file:dir/", "needs a database file path"),
+        ("file://remote/x.db", "local path"),
+        ("file:x.db?synchronous=off", "normal or full"),
+        ("file:x.db?timeout=soon", "number of seconds"),
+        ("file:x.db?timeout=0", "between"),
+        ("file:x.db?cache=shared", "unknown file URL option"),
+    ],
+)
+def test_bad_urls_are_refused(url: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        StateRegistry(url)
+
+
+def test_synchronous_full_is_applied(tmp_path: Path) -> None:
+    with StateRegistry(f"file:{tmp_path}/s.db?synchronous=full") as registry:
+        MyState(registry).set("a", 1)
+        backend = registry.backend
+        with backend._connection() as conn:  # type: ignore[attr-defined]
+            assert conn.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
+    with (
+        StateRegistry(f"file:{tmp_path}/s.db") as registry,
+        registry.backend._connection() as conn,  # type: ignore[attr-defined]
+    ):
+        assert conn.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL
+
+
+def test_value_written_by_another_tool_is_reported_as_corrupt(tmp_path: Path) -> None:
+    db = tmp_path / "state.db"
+    with StateRegistry(f"file:{db}") as registry:
+        MyState(registry).update(good=1, bad=2)
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE qstate_values SET value = 'not json' WHERE key = 'bad'")
+    conn.commit()
+    with StateRegistry(f"file:{db}") as registry:
+        assert MyState(registry).get("good") == 1
+        with pytest.raises(CorruptDataError, match="not JSON text"):
+            MyState(registry).get("bad")
+        with pytest.raises(CorruptDataError):
+            MyState(registry).get_all()
+
+
+def test_a_file_that_is_not_a_database(tmp_path: Path) -> None:
+    db = tmp_path / "state.db"
+    db.write_bytes(b"this is not a database at all, just text" * 100)
+    with pytest.raises(CorruptDataError, match="not a usable SQLite database"):
+        MyState(StateRegistry(f"file:{db}")).get("a")
+    assert db.read_bytes().startswith(b"this is not a database"), "left untouched"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
+def test_unwritable_directory(tmp_path: Path) -> None:
+    locked = tmp_path / "ro"
+    locked.mkdir(mode=0o500)
+    with pytest.raises(BackendUnavailableError):
+        MyState(StateRegistry(f"file:{locked}/state.db")).set("a", 1)
+
+
+def test_path_under_a_regular_file_is_unavailable(tmp_path: Path) -> None:
+    (tmp_path / "plain").write_text("x")
+    with pytest.raises(BackendUnavailableError, match="cannot use"):
+        MyState(StateRegistry(f"file:{tmp_path}/plain/state.db")).set("a", 1)
+
+
+def test_writer_blocked_past_timeout_gets_a_clear_error(tmp_path: Path) -> None:
+    db = tmp_path / "state.db"
+    with StateRegistry(f"file:{db}?timeout=0.2") as registry:
+        MyState(registry).set("a", 1)
+        other = sqlite3.connect(db, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        with pytest.raises(BackendUnavailableError, match="locked by another writer"):
+            MyState(registry).set("a", 2)
+        assert MyState(registry).get("a") == 1, "reads go on during a write (WAL)"
+        other.execute("ROLLBACK")
+        MyState(registry).set("a", 3)
+        assert MyState(registry).get("a") == 3
+
+
+def test_cancelled_async_transaction_releases_the_lock(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with AsyncStateRegistry(f"file:{tmp_path}/state.db?timeout=2") as registry:
+            state = MyAsyncState(registry)
+            await state.set("n", 0)
+            entered = asyncio.Event()
+
+            async def slow() -> None:
+                async with state.transaction() as data:
+                    entered.set()
+                    data["n"] = 100
+                    await asyncio.sleep(10)
+
+            task = asyncio.create_task(slow())
+            await entered.wait()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            # A transaction cancelled while still starting must not hold the lock either.
+            starting = asyncio.create_task(state.modify(lambda d: {"n": 1}))
+            async with state.transaction() as data:
+                data["n"] = data["n"] + 1
+                starting.cancel()
+            assert await asyncio.wait_for(state.incr("n"), 5) in (2, 3)
+
+    asyncio.run(main())

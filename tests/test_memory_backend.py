@@ -1,0 +1,59 @@
+"""What only the memory backend promises: no leaked locks, expired states dropped."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from qstate import AsyncState, AsyncStateRegistry, State, StateRegistry
+
+
+class Session(State):
+    pass
+
+
+class AsyncSession(AsyncState, name="Session"):
+    pass
+
+
+def test_a_million_scopes_leave_no_locks_behind() -> None:
+    registry = StateRegistry("memory://")
+    backend = registry.backend
+    for user in range(1_000_000):
+        state = Session(registry, scope=user)
+        if user % 10:
+            state.get("step")  # a read of a missing state creates nothing
+        else:
+            state.set("step", 1)
+            state.clear()
+    assert backend._docs == {}  # type: ignore[attr-defined]
+    Session(registry, scope="kept").set("a", 1)
+    assert len(backend._docs) == 1  # type: ignore[attr-defined]
+
+
+def test_async_scopes_leave_no_locks_behind() -> None:
+    async def main() -> None:
+        registry = AsyncStateRegistry("memory://")
+        for user in range(20_000):
+            state = AsyncSession(registry, scope=user)
+            await state.incr("n")
+            async with state.transaction() as data:
+                data.clear()
+        assert registry.backend._docs == {}  # type: ignore[attr-defined]
+
+    asyncio.run(main())
+
+
+def test_expired_states_are_forgotten_without_being_read() -> None:
+    registry = StateRegistry("memory://")
+    for user in range(1000):
+        Session(registry, scope=user, ttl=0.05).set("step", 1)
+    time.sleep(1.1)  # past the sweep interval
+    Session(registry, scope="trigger").set("a", 1)  # any write sweeps
+    assert list(registry.backend._docs) == [("Session", "trigger")]  # type: ignore[attr-defined]
+
+
+def test_registries_do_not_share_memory() -> None:
+    one, two = StateRegistry("memory://"), StateRegistry("memory://")
+    Session(one).set("a", 1)
+    assert Session(two).get_all() == {}
