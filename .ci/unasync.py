@@ -45,6 +45,7 @@ def generate(path: Path) -> str:
     text = path.read_text(encoding="utf-8")
     for pattern, replacement in SUBSTITUTIONS:
         text = re.sub(pattern, replacement, text, flags=re.MULTILINE)
+    text = text.replace("import threading\nimport threading\n", "import threading\n")
     text = HEADER.format(name=path.name) + text
     formatted = subprocess.run(
         [sys.executable, "-m", "ruff", "format", "--stdin-filename", str(TARGET / path.name), "-"],

@@ -21,64 +21,112 @@ JSONValue = Any
 MAX_SAFE_INTEGER = 2**53 - 1
 """Largest integer every JSON tool carries exactly (JavaScript, jq, most parsers)."""
 
+_MIN_SAFE = -MAX_SAFE_INTEGER
+
 MAX_DEPTH = 100
 """Deepest nesting accepted; deeper documents break other JSON tools' parsers."""
 
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON value")
+
+
 _encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-_decoder = json.JSONDecoder()
+_encode_str = json.encoder.encode_basestring  # the C version when available
+_decoder = json.JSONDecoder(parse_constant=_refuse_constant)
+_scan = json.scanner.make_scanner(_decoder)
 
 
-def check_value(value: Any, what: str = "value", _depth: int = 0) -> JSONValue:
+def check_value(value: Any, what: str = "value", key: str | None = None) -> JSONValue:
     """Return a private deep copy of ``value``, refusing what JSON cannot carry.
 
     Validation and copying share one walk because both are needed on every write
     (the caller must not be able to change stored data through its own reference).
+    The location of a bad part (``value['a'][1]``) is only built on failure.
     """
+    t = type(value)  # fast paths for the common scalars
+    if t is int:
+        if _MIN_SAFE <= value <= MAX_SAFE_INTEGER:
+            return value
+    elif t is str and value.isascii():
+        return value
+    try:
+        return _checked(value, 0)
+    except _Refused as refused:
+        path = reversed(refused.path) if key is None else [key, *reversed(refused.path)]
+        where = what + "".join(f"[{p!r}]" for p in path)
+        raise InvalidValueError(f"{where}: {refused.reason}") from None
+
+
+class _Refused(Exception):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        self.path: list[str | int] = []
+
+
+def _checked(value: Any, depth: int) -> JSONValue:
     t = type(value)
     if t is str:
-        if not value.isascii():
-            check_text(value, what)
+        if not value.isascii() and not _is_text(value):
+            raise _Refused("string contains a lone surrogate and is not valid Unicode text")
         return value
     if t is int:
         if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
             return value
-        raise InvalidValueError(
-            f"{what}: integer {value} is outside ±(2**53 - 1), which JSON tools "
-            "cannot carry exactly; store it as a string"
+        raise _Refused(
+            f"integer {value} is outside ±(2**53 - 1), which JSON tools cannot carry "
+            "exactly; store it as a string"
         )
     if t is float:
         if math.isfinite(value):
             return value
-        raise InvalidValueError(f"{what}: {value!r} is not a JSON number; store null or a string")
+        raise _Refused(f"{value!r} is not a JSON number; store null or a string")
     if value is None or t is bool:
         return value
-    if _depth >= MAX_DEPTH:
-        raise InvalidValueError(f"{what}: nested deeper than {MAX_DEPTH} levels")
+    if depth >= MAX_DEPTH:
+        raise _Refused(f"nested deeper than {MAX_DEPTH} levels")
     if t is dict:
         copy = {}
         for k, v in value.items():
             if type(k) is not str:
-                raise InvalidValueError(
-                    f"{what}: dict key {k!r} is a {type(k).__name__}; JSON object keys must be str"
+                raise _Refused(
+                    f"dict key {k!r} is a {type(k).__name__}; JSON object keys must be str"
                 )
-            if not k.isascii():
-                check_text(k, what)
-            copy[k] = check_value(v, f"{what}[{k!r}]", _depth + 1)
+            if not k.isascii() and not _is_text(k):
+                raise _Refused(f"dict key {k!r} contains a lone surrogate")
+            try:
+                copy[k] = _checked(v, depth + 1)
+            except _Refused as refused:
+                refused.path.append(k)
+                raise
         return copy
     if t is list:
-        return [check_value(v, f"{what}[{i}]", _depth + 1) for i, v in enumerate(value)]
+        items = []
+        for i, v in enumerate(value):
+            try:
+                items.append(_checked(v, depth + 1))
+            except _Refused as refused:
+                refused.path.append(i)
+                raise
+        return items
     hint = "; pass a list" if isinstance(value, (tuple, set, frozenset)) else ""
-    raise InvalidValueError(f"{what}: {t.__name__} is not a JSON value{hint}")
+    raise _Refused(f"{t.__name__} is not a JSON value{hint}")
+
+
+def _is_text(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_text(text: str, what: str) -> None:
     """Refuse strings with lone surrogates: they cannot be stored as UTF-8 text."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
+    if not _is_text(text):
         raise InvalidValueError(
             f"{what}: string contains a lone surrogate and is not valid Unicode text"
-        ) from None
+        )
 
 
 def copy_value(value: JSONValue) -> JSONValue:
@@ -92,25 +140,40 @@ def copy_value(value: JSONValue) -> JSONValue:
 
 
 def encode(value: JSONValue) -> str:
-    """Serialize an already validated value to compact JSON text."""
+    """Serialize an already validated value to compact JSON text.
+
+    Scalars, the common case, skip ``JSONEncoder.encode``, which builds a new
+    C encoder on every call; the text is the same as ``json.dumps`` produces.
+    """
+    t = type(value)
+    if t is str:
+        return _encode_str(value)  # type: ignore[no-any-return]
+    if t is int:
+        return int.__repr__(value)
+    if t is float:
+        return float.__repr__(value)
+    if value is None:
+        return "null"
+    if t is bool:
+        return "true" if value else "false"
     return _encoder.encode(value)
 
 
-def decode(text: str | bytes, where: str) -> JSONValue:
+def decode(text: str | bytes) -> JSONValue:
     """Parse stored JSON text; text that qstate did not write is a CorruptDataError."""
     try:
-        if isinstance(text, bytes):
+        if type(text) is bytes:
             text = text.decode("utf-8")
-        return _decoder.decode(text)
-    except (ValueError, UnicodeDecodeError) as exc:
+        # The scanner alone is several times faster than JSONDecoder.decode, which
+        # also skips surrounding whitespace; qstate never writes any, others might.
+        value, end = _scan(text, 0)
+        if end == len(text):
+            return value
+    except (StopIteration, ValueError, UnicodeDecodeError, TypeError):
+        pass
+    try:
+        return _decoder.decode(text)  # type: ignore[arg-type]
+    except (ValueError, TypeError) as exc:
         raise CorruptDataError(
-            f"{where} holds data that is not JSON text ({exc}); "
-            "it was not written by qstate: fix or delete it"
+            f"stored data is not JSON text ({exc}); it was not written by qstate: fix or delete it"
         ) from None
-
-
-def check_mapping(mapping: Any, what: str = "mapping") -> dict[str, JSONValue]:
-    """Validate a whole mapping of key → value (keys validated by the caller)."""
-    if not isinstance(mapping, dict):
-        raise InvalidValueError(f"{what} must be a dict, not {type(mapping).__name__}")
-    return check_value(mapping, what)  # type: ignore[no-any-return]

@@ -63,12 +63,13 @@ def check_scope(scope: object) -> str:
 
 def check_key(key: object) -> str:
     """Return ``key`` if it can be a key inside a state, else raise InvalidNameError."""
+    if type(key) is str and key.isascii() and 0 < len(key) <= MAX_KEY:
+        return key
     if type(key) is not str or not key or len(key) > MAX_KEY:
         raise InvalidNameError(
             f"invalid key {key!r}: a key is a non-empty str of at most {MAX_KEY} characters"
         )
-    if not key.isascii():
-        _as_name_error(key, "key")
+    _as_name_error(key, "key")
     return key
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -44,7 +45,7 @@ def check_document(data: Any, what: str = "state") -> Document:
     """Validate a whole state (keys and values) and return a private copy."""
     if not isinstance(data, dict):
         raise InvalidValueError(f"{what} must be a dict, not {type(data).__name__}")
-    return {check_key(k): check_value(v, f"{what}[{k!r}]") for k, v in data.items()}
+    return {check_key(k): check_value(v, what, k) for k, v in data.items()}
 
 
 def apply_modifier(fn: Modifier, current: Document, key: StateKey) -> Document:
@@ -73,7 +74,9 @@ def add(current: JSONValue, amount: int | float, field: str) -> int | float:
     result = current + amount
     if type(result) is int and not -MAX_SAFE_INTEGER <= result <= MAX_SAFE_INTEGER:
         raise InvalidValueError(f"incr of key {field!r} would leave the range of safe integers")
-    return check_value(result, f"incr({field!r})")  # type: ignore[no-any-return]
+    if type(result) is float and not math.isfinite(result):
+        raise InvalidValueError(f"incr of key {field!r} would overflow to {result}")
+    return result
 
 
 class _Unset:

@@ -19,16 +19,17 @@ from contextvars import ContextVar
 from ._errors import UsageError
 from ._keys import StateKey
 
-_open: ContextVar[frozenset[tuple[int, StateKey | None]]] = ContextVar(
+OPEN_TRANSACTIONS: ContextVar[frozenset[tuple[int, StateKey | None]]] = ContextVar(
     "qstate_open_transactions", default=frozenset()
 )
 
 
 def check_not_blocked(backend: object, key: StateKey, *, write: bool) -> None:
-    """Raise UsageError if this call would wait on a transaction of this task."""
-    opened = _open.get()
-    if not opened:
-        return
+    """Raise UsageError if this call would wait on a transaction of this task.
+
+    Callers on hot paths first test ``OPEN_TRANSACTIONS.get()`` (empty almost always).
+    """
+    opened = OPEN_TRANSACTIONS.get()
     if (id(backend), key) in opened:
         raise UsageError(
             f"state {key} is inside its own transaction() here; "
@@ -47,8 +48,8 @@ def mark_transaction(backend: object, key: StateKey) -> Iterator[None]:
     marks: set[tuple[int, StateKey | None]] = {(id(backend), key)}
     if getattr(backend, "locks_store_in_transaction", False):
         marks.add((id(backend), None))
-    token = _open.set(_open.get() | marks)
+    token = OPEN_TRANSACTIONS.set(OPEN_TRANSACTIONS.get() | marks)
     try:
         yield
     finally:
-        _open.reset(token)
+        OPEN_TRANSACTIONS.reset(token)

@@ -6,7 +6,9 @@ import asyncio
 import os
 import sqlite3
 import stat
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,16 +50,17 @@ def test_layout_is_readable_by_sqlite3(tmp_path: Path) -> None:
         MyState(registry, scope="u1", ttl=60).set("nested", {"a": [1, None]})
     conn = sqlite3.connect(db)
     rows = conn.execute(
-        "SELECT state, scope, key, value FROM qstate_values ORDER BY rowid"
+        "SELECT state, scope, key, value, expires_at IS NOT NULL FROM qstate_values ORDER BY rowid"
     ).fetchall()
     assert rows == [
-        ("MyState", "", "state", '"await_phone"'),
-        ("MyState", "", "step", "1"),
-        ("MyState", "u1", "nested", '{"a":[1,null]}'),
+        ("MyState", "", "state", '"await_phone"', 0),
+        ("MyState", "", "step", "1", 0),
+        ("MyState", "u1", "nested", '{"a":[1,null]}', 1),
     ]
-    [(state, scope, expires_at)] = conn.execute("SELECT * FROM qstate_expiry").fetchall()
-    assert (state, scope) == ("MyState", "u1")
-    assert expires_at > 0
+    [(expires_at,)] = conn.execute(
+        "SELECT expires_at FROM qstate_values WHERE scope = 'u1'"
+    ).fetchall()
+    assert time.time() + 50 < expires_at <= time.time() + 60
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     assert conn.execute("PRAGMA user_version").fetchone() == (1,)
     assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
@@ -105,17 +108,21 @@ def test_bad_urls_are_refused(url: str, message: str) -> None:
         StateRegistry(url)
 
 
+def _pragma(registry: StateRegistry, name: str) -> Any:
+    """A PRAGMA as seen by the backend's own pooled connection."""
+    backend = registry.backend
+    return backend._read(  # type: ignore[attr-defined]
+        lambda conn: conn.execute(f"PRAGMA {name}").fetchone()[0]
+    )
+
+
 def test_synchronous_full_is_applied(tmp_path: Path) -> None:
     with StateRegistry(f"file:{tmp_path}/s.db?synchronous=full") as registry:
         MyState(registry).set("a", 1)
-        backend = registry.backend
-        with backend._connection() as conn:  # type: ignore[attr-defined]
-            assert conn.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
-    with (
-        StateRegistry(f"file:{tmp_path}/s.db") as registry,
-        registry.backend._connection() as conn,  # type: ignore[attr-defined]
-    ):
-        assert conn.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL
+        assert _pragma(registry, "synchronous") == 2  # FULL
+    with StateRegistry(f"file:{tmp_path}/s.db") as registry:
+        assert _pragma(registry, "synchronous") == 1  # NORMAL
+        assert _pragma(registry, "journal_mode") == "wal"
 
 
 def test_value_written_by_another_tool_is_reported_as_corrupt(tmp_path: Path) -> None:
@@ -195,3 +202,37 @@ def test_cancelled_async_transaction_releases_the_lock(tmp_path: Path) -> None:
             assert await asyncio.wait_for(state.incr("n"), 5) in (2, 3)
 
     asyncio.run(main())
+
+
+def test_expired_rows_are_invisible_then_deleted(tmp_path: Path) -> None:
+    db = tmp_path / "state.db"
+    with StateRegistry(f"file:{db}") as registry:
+        MyState(registry, scope="old", ttl=0.2).update(a=1, b=2)
+        MyState(registry, scope="kept").set("a", 1)
+        time.sleep(0.3)
+        assert MyState(registry, scope="old").get_all() == {}
+        # A write without TTL to the expired state starts afresh: no resurrection.
+        MyState(registry, scope="old").set("c", 3)
+        assert MyState(registry, scope="old").get_all() == {"c": 3}
+        assert [i.ttl for i in registry.list_states()] == [None, None]
+        registry.backend._next_purge = 0  # type: ignore[attr-defined]
+        MyState(registry, scope="kept").set("b", 2)  # a write purges expired rows
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT scope, key FROM qstate_values ORDER BY rowid").fetchall() == [
+        ("kept", "a"),
+        ("old", "c"),
+        ("kept", "b"),
+    ]
+
+
+def test_write_without_ttl_keeps_the_state_expiry(tmp_path: Path) -> None:
+    with StateRegistry(f"file:{tmp_path}/s.db") as registry:
+        MyState(registry, ttl=60).set("a", 1)
+        MyState(registry).update(b=2, c=3)
+        MyState(registry).incr("n")
+        [info] = registry.list_states()
+        assert info.ttl is not None
+        assert 55 < info.ttl <= 60
+    conn = sqlite3.connect(tmp_path / "s.db")
+    expiries = {e for (e,) in conn.execute("SELECT expires_at FROM qstate_values")}
+    assert len(expiries) == 1, "every live row of a state shares one expiry"

@@ -1,20 +1,28 @@
 """The in-process backend: the QTasks behaviour, with isolation and no leaks.
 
-Each state is a ``_Doc`` holding its data and its own lock, so a transaction on
-one state never blocks another. A doc exists only while the state holds data
-(or while someone holds its lock): emptied docs are removed, so a million
-short-lived scopes do not leave a million locks behind. A writer that waited on
-the lock of a doc removed meanwhile sees ``dead`` and retries on the new doc.
+Each state is a ``_Doc``. Its ``mutex`` (always a ``threading.Lock``) guards
+every read and change of its data and is never held across an await or user
+code: plain operations (``set``, ``update``, ``incr``...) are one short critical
+section on it, so they cost about what QTasks' single lock costs, and readers
+never wait for a transaction. Its ``lock`` (``asyncio.Lock`` in the async
+flavour, ``threading.Lock`` in the sync one) is held for the whole body of a
+``transaction()`` / ``modify()``; while ``in_transaction`` is set, plain writers
+wait on that lock, so no write slips in between a transaction's read and its
+commit. A transaction on one state never blocks another state.
 
-Readers take no lock. Stored values are never mutated in place (writers store
-fresh copies and swap whole entries), and ``dict(d)`` / ``d.update(x)`` with str
-keys are single atomic steps for the interpreter, so a reader always sees one
-committed version of a document.
+A doc exists only while the state holds data or a transaction is open on it:
+emptied docs are removed, so a million short-lived scopes leave no locks
+behind. Whoever finds a doc ``dead`` (removed meanwhile) retries on a new one.
+
+Stored values are private copies. ``nested`` names the keys holding a list or
+dict, the only values a reader must copy; scalars are immutable and returned as
+they are, which keeps reads close to the speed of a bare dict.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -24,25 +32,46 @@ from .._keys import StateKey
 from .._model import MISSING, Document, StateInfo, _Missing, add, check_document
 from .backend import AsyncBackend
 
+_CONTAINERS = (dict, list)
 _SWEEP_INTERVAL = 1.0
 """At most this often (seconds) a write also drops every expired state."""
 
 
 class _Doc:
-    __slots__ = ("data", "dead", "expires", "lock")
+    __slots__ = ("data", "dead", "expires", "in_transaction", "lock", "mutex", "nested")
 
     def __init__(self) -> None:
         self.data: Document = {}
+        self.nested: set[str] = set()
+        self.mutex = threading.Lock()
         self.lock = asyncio.Lock()
+        self.in_transaction = False
         self.expires: float | None = None
         self.dead = False
 
-    def live_data(self) -> Document:
-        """The data, or an empty dict once the state has expired."""
+    def put(self, field: str, value: JSONValue) -> None:
+        """Store a private value."""
+        self.data[field] = value
+        if type(value) in _CONTAINERS:
+            self.nested.add(field)
+        elif self.nested:
+            self.nested.discard(field)
+
+    def replace(self, data: Document) -> None:
+        """Make ``data`` (private) the whole document."""
+        self.data = data
+        self.nested = {k for k, v in data.items() if type(v) in _CONTAINERS}
+
+    def expired(self) -> bool:
         expires = self.expires
-        if expires is not None and expires <= time.monotonic():
-            return {}
-        return self.data
+        return expires is not None and expires <= time.monotonic()
+
+    def snapshot(self) -> Document:
+        """A private copy of the document (caller holds ``mutex``)."""
+        data = dict(self.data)
+        for field in self.nested:
+            data[field] = copy_value(data[field])
+        return data
 
 
 class AsyncMemoryBackend(AsyncBackend):
@@ -56,125 +85,176 @@ class AsyncMemoryBackend(AsyncBackend):
 
     # -- locking -----------------------------------------------------------
 
-    async def _acquire(self, key: StateKey) -> _Doc:
-        """Lock the live doc of ``key``, creating it; expired data is dropped first."""
+    async def _lock_for_write(self, key: StateKey) -> _Doc:
+        """The live doc of ``key`` with its mutex held and no transaction open on it."""
+        while True:
+            doc = self._docs.get(key)
+            if doc is None:
+                doc = self._docs.setdefault(key, _Doc())
+            doc.mutex.acquire()
+            if not (doc.dead or doc.in_transaction):
+                if doc.expires is not None and doc.expired():
+                    self._purge(key, doc)
+                return doc
+            doc.mutex.release()
+            if doc.in_transaction:
+                async with doc.lock:  # wait for the transaction to end, then retry
+                    pass
+
+    async def _lock_for_transaction(self, key: StateKey) -> _Doc:
+        """The live doc of ``key`` with its lock held and ``in_transaction`` set."""
         while True:
             doc = self._docs.get(key)
             if doc is None:
                 doc = self._docs.setdefault(key, _Doc())
             await doc.lock.acquire()
-            if not doc.dead:
-                break
+            with doc.mutex:
+                if not doc.dead:
+                    doc.in_transaction = True
+                    if doc.expires is not None and doc.expired():
+                        self._purge(key, doc)
+                    return doc
             doc.lock.release()
-        if doc.expires is not None and doc.expires <= time.monotonic():
-            doc.data = {}
-            doc.expires = None
-            self._expiring.pop(key, None)
-        return doc
 
-    def _release(self, key: StateKey, doc: _Doc, ttl: float | None) -> None:
-        """Apply the TTL refresh rule, drop the doc if empty, unlock."""
-        now = time.monotonic()
+    def _purge(self, key: StateKey, doc: _Doc) -> None:
+        doc.replace({})
+        doc.expires = None
+        self._expiring.pop(key, None)
+
+    def _finish(self, key: StateKey, doc: _Doc, ttl: float | None) -> None:
+        """Apply the TTL refresh rule and drop the doc if empty (mutex held)."""
         if not doc.data:
             doc.dead = True
             doc.expires = None
             self._docs.pop(key, None)
             self._expiring.pop(key, None)
         elif ttl is not None:
-            doc.expires = now + ttl
+            doc.expires = time.monotonic() + ttl
             self._expiring[key] = doc
-        doc.lock.release()
-        if self._expiring and now >= self._next_sweep:
-            self._sweep(now)
+
+    def _unlock(self, doc: _Doc) -> None:
+        doc.mutex.release()
+        if self._expiring:
+            now = time.monotonic()
+            if now >= self._next_sweep:
+                self._sweep(now)
 
     def _sweep(self, now: float) -> None:
         """Forget expired states that nobody reads or writes any more."""
         self._next_sweep = now + _SWEEP_INTERVAL
         for key, doc in list(self._expiring.items()):
-            expires = doc.expires
-            if expires is not None and expires <= now and not doc.lock.locked():
-                doc.dead = True
-                doc.data = {}
-                self._docs.pop(key, None)
-                self._expiring.pop(key, None)
+            with doc.mutex:
+                expires = doc.expires
+                if expires is not None and expires <= now and not doc.in_transaction:
+                    doc.dead = True
+                    self._docs.pop(key, None)
+                    self._expiring.pop(key, None)
 
     # -- reads -------------------------------------------------------------
 
     async def get(self, key: StateKey, field: str) -> JSONValue | _Missing:
         doc = self._docs.get(key)
-        if doc is None:
+        if doc is None or (doc.expires is not None and doc.expired()):
             return MISSING
-        value = doc.live_data().get(field, MISSING)
-        return copy_value(value)
+        with doc.mutex:
+            value = doc.data.get(field, MISSING)
+            return copy_value(value) if field in doc.nested else value
 
     async def get_all(self, key: StateKey) -> Document:
         doc = self._docs.get(key)
-        if doc is None:
+        if doc is None or (doc.expires is not None and doc.expired()):
             return {}
-        return {k: copy_value(v) for k, v in dict(doc.live_data()).items()}
+        with doc.mutex:
+            return doc.snapshot()
 
     async def list_states(self, prefix: str = "") -> list[StateInfo]:
         now = time.monotonic()
         found = []
         for key, doc in list(self._docs.items()):
-            data, expires = doc.live_data(), doc.expires
-            if data and key.name.startswith(prefix):
+            expires = doc.expires
+            if not key.name.startswith(prefix) or (expires is not None and expires <= now):
+                continue
+            count = len(doc.data)
+            if count:
                 ttl = None if expires is None else max(expires - now, 0.0)
-                found.append(StateInfo(key.name, key.scope, len(data), ttl))
+                found.append(StateInfo(key.name, key.scope, count, ttl))
         return sorted(found)
 
     # -- writes ------------------------------------------------------------
 
     async def set(self, key: StateKey, field: str, value: JSONValue, ttl: float | None) -> None:
-        doc = await self._acquire(key)
+        # The hottest path: Doc.put and _finish inlined (a set never empties a doc).
+        doc = await self._lock_for_write(key)
         doc.data[field] = value
-        self._release(key, doc, ttl)
+        if type(value) in _CONTAINERS:
+            doc.nested.add(field)
+        elif doc.nested:
+            doc.nested.discard(field)
+        if ttl is not None:
+            self._finish(key, doc, ttl)
+        self._unlock(doc)
 
     async def update(self, key: StateKey, mapping: Document, ttl: float | None) -> Document:
-        doc = await self._acquire(key)
-        doc.data.update(mapping)
-        result = {k: copy_value(v) for k, v in doc.data.items()}
-        self._release(key, doc, ttl)
+        doc = await self._lock_for_write(key)
+        for field, value in mapping.items():
+            doc.put(field, value)
+        self._finish(key, doc, ttl)
+        result = doc.snapshot()
+        self._unlock(doc)
         return result
 
     async def delete(self, key: StateKey, fields: Sequence[str], ttl: float | None) -> int:
         if key not in self._docs:
             return 0
-        doc = await self._acquire(key)
-        removed = sum(doc.data.pop(field, MISSING) is not MISSING for field in fields)
-        self._release(key, doc, ttl if removed else None)
+        doc = await self._lock_for_write(key)
+        removed = 0
+        for field in fields:
+            if doc.data.pop(field, MISSING) is not MISSING:
+                doc.nested.discard(field)
+                removed += 1
+        self._finish(key, doc, ttl if removed else None)
+        self._unlock(doc)
         return removed
 
     async def clear(self, key: StateKey) -> bool:
         if key not in self._docs:
             return False
-        doc = await self._acquire(key)
+        doc = await self._lock_for_write(key)
         existed = bool(doc.data)
-        doc.data = {}
-        self._release(key, doc, None)
+        doc.replace({})
+        self._finish(key, doc, None)
+        self._unlock(doc)
         return existed
 
     async def incr(
         self, key: StateKey, field: str, amount: int | float, ttl: float | None
     ) -> int | float:
-        doc = await self._acquire(key)
+        doc = await self._lock_for_write(key)
         try:
             result = add(doc.data.get(field, MISSING), amount, field)
         except BaseException:
-            self._release(key, doc, None)
+            self._finish(key, doc, None)
+            self._unlock(doc)
             raise
-        doc.data[field] = result
-        self._release(key, doc, ttl)
+        doc.put(field, result)
+        self._finish(key, doc, ttl)
+        self._unlock(doc)
         return result
 
     @asynccontextmanager
     async def transaction(self, key: StateKey, ttl: float | None) -> AsyncIterator[Document]:
-        doc = await self._acquire(key)
-        written = None
+        doc = await self._lock_for_transaction(key)
         try:
-            working = {k: copy_value(v) for k, v in doc.data.items()}
+            with doc.mutex:
+                working = doc.snapshot()
             yield working
-            doc.data = check_document(working)
-            written = ttl
+            document = check_document(working)
+            with doc.mutex:
+                doc.replace(document)
+                self._finish(key, doc, ttl)
         finally:
-            self._release(key, doc, written)
+            with doc.mutex:
+                doc.in_transaction = False
+                if not doc.data:
+                    self._finish(key, doc, None)
+            doc.lock.release()

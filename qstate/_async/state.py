@@ -17,7 +17,7 @@ from .._codec import JSONValue, check_value
 from .._errors import UsageError
 from .._keys import StateKey, check_key, check_name, check_scope
 from .._model import MISSING, UNSET, Document, Modifier, check_document, check_ttl
-from .._txguard import check_not_blocked, mark_transaction
+from .._txguard import OPEN_TRANSACTIONS, check_not_blocked, mark_transaction
 
 if TYPE_CHECKING:
     from .registry import AsyncStateRegistry
@@ -94,25 +94,29 @@ class AsyncState:
         """The value of ``key`` (``default`` if absent); without a key, the whole state."""
         if key is None:
             return await self.get_all()
-        check_not_blocked(self._backend, self._key, write=False)
+        if OPEN_TRANSACTIONS.get():
+            check_not_blocked(self._backend, self._key, write=False)
         value = await self._backend.get(self._key, check_key(key))
         return default if value is MISSING else value
 
     async def get_all(self) -> Document:
         """The whole state as a new dict (empty if it does not exist)."""
-        check_not_blocked(self._backend, self._key, write=False)
+        if OPEN_TRANSACTIONS.get():
+            check_not_blocked(self._backend, self._key, write=False)
         return await self._backend.get_all(self._key)
 
     async def set(self, key: str, value: JSONValue) -> None:
         """Store ``value`` under ``key``."""
-        check_not_blocked(self._backend, self._key, write=True)
+        if OPEN_TRANSACTIONS.get():
+            check_not_blocked(self._backend, self._key, write=True)
         await self._backend.set(self._key, check_key(key), check_value(value), self._ttl)
 
     async def update(
         self, mapping: Mapping[str, JSONValue] | None = None, /, **kwargs: JSONValue
     ) -> Document:
         """Store several values in one atomic step; return the whole updated state."""
-        check_not_blocked(self._backend, self._key, write=True)
+        if OPEN_TRANSACTIONS.get():
+            check_not_blocked(self._backend, self._key, write=True)
         merged = dict(mapping) if mapping is not None else {}
         merged.update(kwargs)
         return await self._backend.update(self._key, check_document(merged, "update"), self._ttl)
@@ -123,18 +127,21 @@ class AsyncState:
 
     async def delete_many(self, keys: list[str]) -> int:
         """Remove several keys in one atomic step; return how many existed."""
-        check_not_blocked(self._backend, self._key, write=True)
+        if OPEN_TRANSACTIONS.get():
+            check_not_blocked(self._backend, self._key, write=True)
         fields = [check_key(k) for k in keys]
         return await self._backend.delete(self._key, fields, self._ttl)
 
     async def clear(self) -> bool:
         """Remove every key (the state ceases to exist); return whether it had any."""
-        check_not_blocked(self._backend, self._key, write=True)
+        if OPEN_TRANSACTIONS.get():
+            check_not_blocked(self._backend, self._key, write=True)
         return await self._backend.clear(self._key)
 
     async def incr(self, key: str, amount: int | float = 1) -> int | float:
         """Add ``amount`` to the number at ``key`` (missing counts as 0) atomically."""
-        check_not_blocked(self._backend, self._key, write=True)
+        if OPEN_TRANSACTIONS.get():
+            check_not_blocked(self._backend, self._key, write=True)
         return await self._backend.incr(self._key, check_key(key), amount, self._ttl)
 
     async def modify(self, fn: Modifier) -> Document:
@@ -144,7 +151,8 @@ class AsyncState:
         argument and return ``None``. On optimistic backends it can run more
         than once, so it must not have side effects.
         """
-        check_not_blocked(self._backend, self._key, write=True)
+        if OPEN_TRANSACTIONS.get():
+            check_not_blocked(self._backend, self._key, write=True)
         return await self._backend.modify(self._key, fn, self._ttl)
 
     @asynccontextmanager
@@ -154,7 +162,8 @@ class AsyncState:
         An exception inside the block discards the changes. Keep the block short:
         on the memory and file backends it holds the state's lock.
         """
-        check_not_blocked(self._backend, self._key, write=True)
+        if OPEN_TRANSACTIONS.get():
+            check_not_blocked(self._backend, self._key, write=True)
         async with self._backend.transaction(self._key, self._ttl) as data:
             with mark_transaction(self._backend, self._key):
                 yield data

@@ -18,7 +18,7 @@ from .._codec import JSONValue, check_value
 from .._errors import UsageError
 from .._keys import StateKey, check_key, check_name, check_scope
 from .._model import MISSING, UNSET, Document, Modifier, check_document, check_ttl
-from .._txguard import check_not_blocked, mark_transaction
+from .._txguard import OPEN_TRANSACTIONS, check_not_blocked, mark_transaction
 
 if TYPE_CHECKING:
     from .registry import StateRegistry
@@ -95,25 +95,29 @@ class State:
         """The value of ``key`` (``default`` if absent); without a key, the whole state."""
         if key is None:
             return self.get_all()
-        check_not_blocked(self._backend, self._key, write=False)
+        if OPEN_TRANSACTIONS.get():
+            check_not_blocked(self._backend, self._key, write=False)
         value = self._backend.get(self._key, check_key(key))
         return default if value is MISSING else value
 
     def get_all(self) -> Document:
         """The whole state as a new dict (empty if it does not exist)."""
-        check_not_blocked(self._backend, self._key, write=False)
+        if OPEN_TRANSACTIONS.get():
+            check_not_blocked(self._backend, self._key, write=False)
         return self._backend.get_all(self._key)
 
     def set(self, key: str, value: JSONValue) -> None:
         """Store ``value`` under ``key``."""
-        check_not_blocked(self._backend, self._key, write=True)
+        if OPEN_TRANSACTIONS.get():
+            check_not_blocked(self._backend, self._key, write=True)
         self._backend.set(self._key, check_key(key), check_value(value), self._ttl)
 
     def update(
         self, mapping: Mapping[str, JSONValue] | None = None, /, **kwargs: JSONValue
     ) -> Document:
         """Store several values in one atomic step; return the whole updated state."""
-        check_not_blocked(self._backend, self._key, write=True)
+        if OPEN_TRANSACTIONS.get():
+            check_not_blocked(self._backend, self._key, write=True)
         merged = dict(mapping) if mapping is not None else {}
         merged.update(kwargs)
         return self._backend.update(self._key, check_document(merged, "update"), self._ttl)
@@ -124,18 +128,21 @@ class State:
 
     def delete_many(self, keys: list[str]) -> int:
         """Remove several keys in one atomic step; return how many existed."""
-        check_not_blocked(self._backend, self._key, write=True)
+        if OPEN_TRANSACTIONS.get():
+            check_not_blocked(self._backend, self._key, write=True)
         fields = [check_key(k) for k in keys]
         return self._backend.delete(self._key, fields, self._ttl)
 
     def clear(self) -> bool:
         """Remove every key (the state ceases to exist); return whether it had any."""
-        check_not_blocked(self._backend, self._key, write=True)
+        if OPEN_TRANSACTIONS.get():
+            check_not_blocked(self._backend, self._key, write=True)
         return self._backend.clear(self._key)
 
     def incr(self, key: str, amount: int | float = 1) -> int | float:
         """Add ``amount`` to the number at ``key`` (missing counts as 0) atomically."""
-        check_not_blocked(self._backend, self._key, write=True)
+        if OPEN_TRANSACTIONS.get():
+            check_not_blocked(self._backend, self._key, write=True)
         return self._backend.incr(self._key, check_key(key), amount, self._ttl)
 
     def modify(self, fn: Modifier) -> Document:
@@ -145,7 +152,8 @@ class State:
         argument and return ``None``. On optimistic backends it can run more
         than once, so it must not have side effects.
         """
-        check_not_blocked(self._backend, self._key, write=True)
+        if OPEN_TRANSACTIONS.get():
+            check_not_blocked(self._backend, self._key, write=True)
         return self._backend.modify(self._key, fn, self._ttl)
 
     @contextmanager
@@ -155,7 +163,8 @@ class State:
         An exception inside the block discards the changes. Keep the block short:
         on the memory and file backends it holds the state's lock.
         """
-        check_not_blocked(self._backend, self._key, write=True)
+        if OPEN_TRANSACTIONS.get():
+            check_not_blocked(self._backend, self._key, write=True)
         with self._backend.transaction(self._key, self._ttl) as data:
             with mark_transaction(self._backend, self._key):
                 yield data

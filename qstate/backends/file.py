@@ -3,18 +3,13 @@
 URL forms: ``file:///abs/path/state.db``, ``file:relative/path.db``,
 ``file:~/state.db``, with optional query parameters ``synchronous=normal|full``
 (default ``normal``) and ``timeout=SECONDS`` (how long a write waits for the
-lock held by another writer, default 10).
+lock held by another writer, default 10). The layout is described in
+``qstate.backends._sqlite``.
 
-Layout (stable; other tools may read it)::
-
-    qstate_values(state, scope, key, value)   -- value is JSON text; scope '' = unscoped;
-                                              -- rowid order = insertion order, as in a dict
-    qstate_expiry(state, scope, expires_at)   -- Unix time; only for states with a TTL
-
-The database runs in WAL mode; every write is one ``BEGIN IMMEDIATE``
-transaction, so a read-modify-write is atomic across processes. Connections
-are pooled, each used by one thread at a time; a forked child never touches its
-parent's connections.
+The database runs in WAL mode, so readers never wait for writers. Every write
+is one ``BEGIN IMMEDIATE`` transaction, so a read-modify-write is atomic across
+processes. Connections are pooled, each used by one thread at a time; a forked
+child never touches its parent's connections.
 """
 
 from __future__ import annotations
@@ -24,6 +19,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -45,52 +41,29 @@ from .._model import (
     check_document,
 )
 from .._sync.backend import Backend
+from . import _sqlite as sql
 
 __all__ = ["AsyncFileBackend", "FileBackend", "open_async", "open_sync"]
 
-SCHEMA_VERSION = 1
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS qstate_values (
-        state TEXT NOT NULL,
-        scope TEXT NOT NULL,
-        key   TEXT NOT NULL,
-        value TEXT NOT NULL,
-        UNIQUE (state, scope, key)
-    )""",
-    """CREATE TABLE IF NOT EXISTS qstate_expiry (
-        state      TEXT NOT NULL,
-        scope      TEXT NOT NULL,
-        expires_at REAL NOT NULL,
-        PRIMARY KEY (state, scope)
-    ) WITHOUT ROWID""",
-)
-_GET = (
-    "SELECT value FROM qstate_values WHERE state = ?1 AND scope = ?2 AND key = ?4 "
-    "AND NOT EXISTS (SELECT 1 FROM qstate_expiry e "
-    "WHERE e.state = ?1 AND e.scope = ?2 AND e.expires_at <= ?3)"
-)
-_GET_ALL = (
-    "SELECT key, value FROM qstate_values WHERE state = ?1 AND scope = ?2 "
-    "AND NOT EXISTS (SELECT 1 FROM qstate_expiry e "
-    "WHERE e.state = ?1 AND e.scope = ?2 AND e.expires_at <= ?3) ORDER BY rowid"
-)
-_UPSERT = (
-    "INSERT INTO qstate_values (state, scope, key, value) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT (state, scope, key) DO UPDATE SET value = excluded.value"
-)
-_EXPIRY = "SELECT expires_at FROM qstate_expiry WHERE state = ? AND scope = ?"
-_SET_EXPIRY = (
-    "INSERT INTO qstate_expiry (state, scope, expires_at) VALUES (?, ?, ?) "
-    "ON CONFLICT (state, scope) DO UPDATE SET expires_at = excluded.expires_at"
-)
 _MAX_IDLE = 16
-_T = TypeVar("_T")
+_PURGE_INTERVAL = 60.0
+"""At most this often (seconds) a write also deletes every expired row."""
 _SYNCHRONOUS = {"normal": "NORMAL", "full": "FULL"}
+_T = TypeVar("_T")
 
 # Connections inherited from a parent process are never closed or used by the
 # child (SQLite forbids carrying a connection across fork); they are kept
 # referenced here so that garbage collection does not close them either.
 _INHERITED: list[sqlite3.Connection] = []
+_LIVE_BACKENDS: weakref.WeakSet[FileBackend] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for backend in list(_LIVE_BACKENDS):
+        backend._forget_parent()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def parse_url(url: str) -> tuple[Path, str, float]:
@@ -119,28 +92,6 @@ def parse_url(url: str) -> tuple[Path, str, float]:
     return Path(unquote(rest)).expanduser(), _SYNCHRONOUS[level], timeout
 
 
-@contextmanager
-def _mapped_errors(path: Path) -> Iterator[None]:
-    """Translate sqlite3's errors into qstate's, in one place."""
-    try:
-        yield
-    except sqlite3.OperationalError as exc:
-        message = str(exc)
-        if "locked" in message or "busy" in message:
-            raise BackendUnavailableError(
-                f"{path} stayed locked by another writer past the timeout; "
-                "retry, or raise ?timeout= in the URL"
-            ) from exc
-        raise BackendUnavailableError(f"cannot use {path}: {message}") from exc
-    except sqlite3.DatabaseError as exc:
-        raise CorruptDataError(
-            f"{path} is not a usable SQLite database ({exc}); "
-            "restore it from a backup or move it away"
-        ) from exc
-    except OSError as exc:
-        raise BackendUnavailableError(f"cannot use {path}: {exc.strerror or exc}") from exc
-
-
 class FileBackend(Backend):
     """States in a SQLite database file (sync)."""
 
@@ -153,10 +104,12 @@ class FileBackend(Backend):
         self._synchronous = synchronous
         self._timeout = timeout
         self._idle: list[sqlite3.Connection] = []
-        self._pid = os.getpid()
+        self._readers = threading.local()
         self._writer = threading.Lock()
         self._ready = False
         self._ready_lock = threading.Lock()
+        self._next_purge = 0.0
+        _LIVE_BACKENDS.add(self)
 
     # -- connections -------------------------------------------------------
 
@@ -179,62 +132,27 @@ class FileBackend(Backend):
         try:
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
             if not self._ready:
-                self._init_schema(conn)
+                with self._ready_lock:
+                    if not self._ready:
+                        sql.init_schema(conn, self.path)
+                        self._ready = True
         except BaseException:
             conn.close()
             raise
         return conn
 
-    def _init_schema(self, conn: sqlite3.Connection) -> None:
-        with self._ready_lock:
-            if self._ready:
-                return
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if mode.lower() != "wal":
-                raise BackendUnavailableError(f"{self.path}: cannot switch to WAL mode ({mode})")
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                version = conn.execute("PRAGMA user_version").fetchone()[0]
-                if version > SCHEMA_VERSION:
-                    raise ConfigError(
-                        f"{self.path} was written by a newer qstate (schema {version}); "
-                        "upgrade qstate"
-                    )
-                for statement in _SCHEMA:
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                conn.execute("COMMIT")
-            finally:
-                if conn.in_transaction:
-                    conn.rollback()
-            self._ready = True
-
     def _forget_parent(self) -> None:
-        """In a forked child, drop what belongs to the parent process."""
+        """In a forked child (run by ``os.register_at_fork``), drop the parent's things."""
         _INHERITED.extend(self._idle)
+        reader = getattr(self._readers, "conn", None)
+        if reader is not None:
+            _INHERITED.append(reader)
         self._idle = []
+        self._readers = threading.local()
         self._writer = threading.Lock()  # may have been held by a parent thread
-        self._pid = os.getpid()
-
-    def _lock_writers(self) -> None:
-        """Queue this process's writers on a lock rather than in SQLite's busy loop.
-
-        SQLite's busy handler sleeps in coarse steps, so contending threads waste
-        time and starve; within one process a lock hands over at once. Other
-        processes still wait in SQLite, under the same timeout.
-        """
-        if self._pid != os.getpid():
-            self._forget_parent()
-        if not self._writer.acquire(timeout=self._timeout):
-            raise BackendUnavailableError(
-                f"{self.path}: another writer in this process held the lock past the "
-                f"{self._timeout:g} s timeout; retry, or raise ?timeout= in the URL"
-            )
 
     def _checkout(self) -> sqlite3.Connection:
         """A connection for this thread's exclusive use until :meth:`_checkin`."""
-        if self._pid != os.getpid():
-            self._forget_parent()
         try:
             return self._idle.pop()
         except IndexError:
@@ -244,173 +162,242 @@ class FileBackend(Backend):
         """Roll back anything uncommitted and return ``conn`` to the pool."""
         if conn.in_transaction:
             conn.rollback()
-        if len(self._idle) < _MAX_IDLE and self._pid == os.getpid():
+        if len(self._idle) < _MAX_IDLE:
             self._idle.append(conn)
         else:
             conn.close()
 
-    @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
-        with _mapped_errors(self.path):
-            conn = self._checkout()
-            try:
-                yield conn
-            finally:
-                self._checkin(conn)
+    def _lock_writers(self) -> None:
+        """Queue this process's writers on a lock rather than in SQLite's busy loop.
 
-    @contextmanager
-    def _write(self, key: StateKey) -> Iterator[sqlite3.Connection]:
-        """One ``BEGIN IMMEDIATE`` transaction on ``key``; expired data purged first."""
+        SQLite's busy handler sleeps in coarse steps, so contending threads waste
+        time and starve; within one process a lock hands over at once. Other
+        processes still wait in SQLite, under the same timeout.
+        """
+        if not self._writer.acquire(timeout=self._timeout):
+            raise BackendUnavailableError(
+                f"{self.path}: another writer in this process held the lock past the "
+                f"{self._timeout:g} s timeout; retry, or raise ?timeout= in the URL"
+            )
+
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's read connection (reads need no pool: they never span calls)."""
+        try:
+            return self._readers.conn  # type: ignore[no-any-return]
+        except AttributeError:
+            conn = self._readers.conn = self._open()
+            return conn
+
+    def _read(self, body: Callable[..., _T], *args: Any) -> _T:
+        """Run ``body(conn, *args)`` on this thread's read connection (one snapshot)."""
+        try:
+            return body(self._reader(), *args)
+        except (sqlite3.Error, OSError) as exc:
+            raise sql.translate(exc, self.path) from exc
+
+    def _write(self, body: Callable[..., _T], *args: Any) -> _T:
+        """Run ``body(conn, now, *args)`` inside one ``BEGIN IMMEDIATE`` transaction."""
         self._lock_writers()
         try:
-            with self._connection() as conn:
+            conn = self._checkout()
+            try:
                 conn.execute("BEGIN IMMEDIATE")
-                self._purge_expired(conn, key)
-                yield conn
+                now = time.time()
+                if now >= self._next_purge:
+                    self._purge(conn, now)
+                result = body(conn, now, *args)
                 conn.execute("COMMIT")
+                return result
+            finally:
+                self._checkin(conn)
+        except (sqlite3.Error, OSError) as exc:
+            raise sql.translate(exc, self.path) from exc
         finally:
             self._writer.release()
 
-    @staticmethod
-    def _purge_expired(conn: sqlite3.Connection, key: StateKey) -> None:
-        row = conn.execute(_EXPIRY, key).fetchone()
-        if row is not None and row[0] <= time.time():
-            conn.execute("DELETE FROM qstate_values WHERE state = ? AND scope = ?", key)
-            conn.execute("DELETE FROM qstate_expiry WHERE state = ? AND scope = ?", key)
+    def _purge(self, conn: sqlite3.Connection, now: float) -> None:
+        """Delete every expired row (inside a write; at most every _PURGE_INTERVAL)."""
+        self._next_purge = now + _PURGE_INTERVAL
+        conn.execute(sql.DELETE_ALL_EXPIRED, (now,))
+
+    def _decode(self, text: str, key: StateKey, field: str) -> JSONValue:
+        try:
+            return decode(text)
+        except CorruptDataError as exc:  # add where, only when it is needed
+            raise CorruptDataError(f"{self.path}: state {key} key {field!r}: {exc}") from None
 
     @staticmethod
-    def _touch(conn: sqlite3.Connection, key: StateKey, ttl: float | None) -> None:
-        if ttl is not None:
-            conn.execute(_SET_EXPIRY, (*key, time.time() + ttl))
+    def _put(
+        conn: sqlite3.Connection,
+        now: float,
+        key: StateKey,
+        rows: list[tuple[str, str]],
+        ttl: float | None,
+    ) -> None:
+        """Upsert ``(field, json_text)`` rows, applying the TTL refresh rule."""
+        name, scope = key
+        if ttl is None and len(rows) == 1:
+            conn.execute(sql.UPSERT_KEEPING_EXPIRY, (name, scope, rows[0][0], now, rows[0][1]))
+            return
+        if ttl is None:
+            conn.executemany(
+                sql.UPSERT_KEEPING_EXPIRY,
+                [(name, scope, field, now, text) for field, text in rows],
+            )
+            return
+        expires = now + ttl
+        conn.execute(sql.DELETE_EXPIRED_OF_STATE, (name, scope, None, now))
+        conn.executemany(
+            sql.UPSERT_WITH_EXPIRY,
+            [(name, scope, field, now, text, expires) for field, text in rows],
+        )
+        conn.execute(sql.REFRESH_EXPIRY, (name, scope, None, None, None, expires))
 
-    def _read_all(self, conn: sqlite3.Connection, key: StateKey) -> Document:
-        rows = conn.execute(_GET_ALL, (*key, time.time())).fetchall()
-        return {k: decode(v, f"{self.path}: {key} key {k!r}") for k, v in rows}
-
-    def _forget_if_empty(self, conn: sqlite3.Connection, key: StateKey) -> None:
-        exists = conn.execute(
-            "SELECT 1 FROM qstate_values WHERE state = ? AND scope = ? LIMIT 1", key
-        ).fetchone()
-        if exists is None:
-            conn.execute("DELETE FROM qstate_expiry WHERE state = ? AND scope = ?", key)
+    def _read_all(
+        self, conn: sqlite3.Connection, key: StateKey, now: float
+    ) -> tuple[Document, float | None]:
+        rows = conn.execute(sql.GET_ALL, (*key, None, now)).fetchall()
+        data = {field: self._decode(text, key, field) for field, text, _ in rows}
+        return data, (rows[0][2] if rows else None)
 
     # -- reads -------------------------------------------------------------
 
     def get(self, key: StateKey, field: str) -> JSONValue | _Missing:
-        with self._connection() as conn:
-            row = conn.execute(_GET, (*key, time.time(), field)).fetchone()
-        if row is None:
-            return MISSING
-        return decode(row[0], f"{self.path}: {key} key {field!r}")
+        # _read inlined: this is the path scripts and workers run most.
+        try:
+            try:
+                conn = self._readers.conn
+            except AttributeError:
+                conn = self._reader()
+            row = conn.execute(sql.GET, (key[0], key[1], field, time.time())).fetchone()
+        except (sqlite3.Error, OSError) as exc:
+            raise sql.translate(exc, self.path) from exc
+        return MISSING if row is None else self._decode(row[0], key, field)
 
     def get_all(self, key: StateKey) -> Document:
-        with self._connection() as conn:
-            return self._read_all(conn, key)
+        return self._read(self._read_all, key, time.time())[0]
 
     def list_states(self, prefix: str = "") -> list[StateInfo]:
         now = time.time()
         like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        with self._connection() as conn:
-            rows = conn.execute(
-                "SELECT v.state, v.scope, count(*), e.expires_at FROM qstate_values v "
-                "LEFT JOIN qstate_expiry e ON e.state = v.state AND e.scope = v.scope "
-                "WHERE v.state LIKE ? ESCAPE '\\' AND (e.expires_at IS NULL OR e.expires_at > ?) "
-                "GROUP BY v.state, v.scope ORDER BY v.state, v.scope",
-                (like, now),
-            ).fetchall()
+        rows = self._read(_fetch_all, sql.LIST, (like, now))
         return [
             StateInfo(name, scope, count, None if exp is None else max(exp - now, 0.0))
             for name, scope, count, exp in rows
-            if name.startswith(prefix)  # LIKE is case-insensitive for ASCII
+            if name.startswith(prefix)  # LIKE ignores case for ASCII; startswith does not
         ]
 
     # -- writes ------------------------------------------------------------
 
     def set(self, key: StateKey, field: str, value: JSONValue, ttl: float | None) -> None:
+        if ttl is not None:
+            self._write(self._put, key, [(field, encode(value))], ttl)
+            return
+        # _write and _put inlined: this is the path workers run most.
         text = encode(value)
-        with self._write(key) as conn:
-            conn.execute(_UPSERT, (*key, field, text))
-            self._touch(conn, key, ttl)
+        self._lock_writers()
+        try:
+            conn = self._checkout()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                now = time.time()
+                if now >= self._next_purge:
+                    self._purge(conn, now)
+                conn.execute(sql.UPSERT_KEEPING_EXPIRY, (key[0], key[1], field, now, text))
+                conn.execute("COMMIT")
+            finally:
+                self._checkin(conn)
+        except (sqlite3.Error, OSError) as exc:
+            raise sql.translate(exc, self.path) from exc
+        finally:
+            self._writer.release()
 
     def update(self, key: StateKey, mapping: Document, ttl: float | None) -> Document:
-        rows = [(*key, k, encode(v)) for k, v in mapping.items()]
-        with self._write(key) as conn:
-            conn.executemany(_UPSERT, rows)
-            self._touch(conn, key, ttl)
-            return self._read_all(conn, key)
+        rows = [(field, encode(value)) for field, value in mapping.items()]
+
+        def body(conn: sqlite3.Connection, now: float) -> Document:
+            self._put(conn, now, key, rows, ttl)
+            return self._read_all(conn, key, now)[0]
+
+        return self._write(body)
 
     def delete(self, key: StateKey, fields: Sequence[str], ttl: float | None) -> int:
-        with self._write(key) as conn:
+        def body(conn: sqlite3.Connection, now: float) -> int:
             removed = 0
             for field in fields:
-                cursor = conn.execute(
-                    "DELETE FROM qstate_values WHERE state = ? AND scope = ? AND key = ?",
-                    (*key, field),
-                )
-                removed += cursor.rowcount
-            if removed:
-                self._touch(conn, key, ttl)
-                self._forget_if_empty(conn, key)
-        return removed
+                removed += conn.execute(sql.DELETE_KEY, (*key, field, now)).rowcount
+            if removed and ttl is not None:
+                conn.execute(sql.REFRESH_EXPIRY, (*key, None, None, None, now + ttl))
+            return removed
+
+        return self._write(body)
 
     def clear(self, key: StateKey) -> bool:
-        with self._write(key) as conn:
-            cursor = conn.execute("DELETE FROM qstate_values WHERE state = ? AND scope = ?", key)
-            conn.execute("DELETE FROM qstate_expiry WHERE state = ? AND scope = ?", key)
-        return cursor.rowcount > 0
+        def body(conn: sqlite3.Connection, now: float) -> bool:
+            live = conn.execute(sql.COUNT_LIVE, (*key, None, now)).fetchone()[0]
+            conn.execute(sql.DELETE_STATE, key)
+            return bool(live)
+
+        return self._write(body)
 
     def incr(
         self, key: StateKey, field: str, amount: int | float, ttl: float | None
     ) -> int | float:
-        with self._write(key) as conn:
-            row = conn.execute(
-                "SELECT value FROM qstate_values WHERE state = ? AND scope = ? AND key = ?",
-                (*key, field),
-            ).fetchone()
-            current = MISSING if row is None else decode(row[0], f"{self.path}: {key}")
+        def body(conn: sqlite3.Connection, now: float) -> int | float:
+            row = conn.execute(sql.GET, (*key, field, now)).fetchone()
+            current = MISSING if row is None else self._decode(row[0], key, field)
             result = add(current, amount, field)
-            conn.execute(_UPSERT, (*key, field, encode(result)))
-            self._touch(conn, key, ttl)
-        return result
+            self._put(conn, now, key, [(field, encode(result))], ttl)
+            return result
+
+        return self._write(body)
 
     # -- transactions ------------------------------------------------------
     # Split into begin / commit / abort so that the async twin can run each step
     # in a worker thread while the transaction body runs on the event loop.
 
-    def begin(self, key: StateKey) -> tuple[sqlite3.Connection, Document]:
+    def begin(self, key: StateKey) -> tuple[sqlite3.Connection, Document, float | None]:
         """Take the write locks, check out a connection, read the document.
 
-        Every successful ``begin`` is ended by exactly one ``commit`` or ``abort``.
+        Returns the connection, the data and its current expiry. Every successful
+        ``begin`` is ended by exactly one ``commit`` or ``abort``.
         """
         self._lock_writers()
         try:
-            with _mapped_errors(self.path):
-                conn = self._checkout()
-                try:
-                    conn.execute("BEGIN IMMEDIATE")
-                    self._purge_expired(conn, key)
-                    return conn, self._read_all(conn, key)
-                except BaseException:
-                    self._checkin(conn)
-                    raise
+            conn = self._checkout()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                data, expires = self._read_all(conn, key, time.time())
+                return conn, data, expires
+            except BaseException:
+                self._checkin(conn)
+                raise
+        except (sqlite3.Error, OSError) as exc:
+            self._writer.release()
+            raise sql.translate(exc, self.path) from exc
         except BaseException:
             self._writer.release()
             raise
 
     def commit(
-        self, conn: sqlite3.Connection, key: StateKey, data: Document, ttl: float | None
+        self,
+        conn: sqlite3.Connection,
+        key: StateKey,
+        data: Document,
+        expires: float | None,
+        ttl: float | None,
     ) -> Document:
-        """Validate and write ``data`` as the whole document, then release ``conn``."""
+        """Validate and write ``data`` as the whole document, then end."""
         try:
             document = check_document(data)
-            with _mapped_errors(self.path):
-                conn.execute("DELETE FROM qstate_values WHERE state = ? AND scope = ?", key)
-                conn.executemany(_UPSERT, [(*key, k, encode(v)) for k, v in document.items()])
-                if document:
-                    self._touch(conn, key, ttl)
-                else:
-                    conn.execute("DELETE FROM qstate_expiry WHERE state = ? AND scope = ?", key)
-                conn.execute("COMMIT")
+            rows = [(*key, field, None, encode(value), None) for field, value in document.items()]
+            now = time.time()
+            new_expiry = now + ttl if ttl is not None else expires
+            conn.execute(sql.DELETE_STATE, key)
+            conn.executemany(sql.UPSERT_WITH_EXPIRY, [(*r[:5], new_expiry) for r in rows])
+            conn.execute("COMMIT")
+        except (sqlite3.Error, OSError) as exc:
+            raise sql.translate(exc, self.path) from exc
         finally:
             self.abort(conn)
         return document
@@ -418,35 +405,44 @@ class FileBackend(Backend):
     def abort(self, conn: sqlite3.Connection) -> None:
         """End what ``begin`` started, discarding anything not committed."""
         try:
-            with _mapped_errors(self.path):
-                self._checkin(conn)
+            self._checkin(conn)
+        except (sqlite3.Error, OSError) as exc:
+            raise sql.translate(exc, self.path) from exc
         finally:
             self._writer.release()
 
     @contextmanager
     def transaction(self, key: StateKey, ttl: float | None) -> Iterator[Document]:
-        conn, data = self.begin(key)
+        conn, data, expires = self.begin(key)
         try:
             yield data
         except BaseException:
             self.abort(conn)
             raise
-        self.commit(conn, key, data, ttl)
+        self.commit(conn, key, data, expires, ttl)
 
     def modify(self, key: StateKey, fn: Modifier, ttl: float | None) -> Document:
-        conn, data = self.begin(key)
+        conn, data, expires = self.begin(key)
         try:
             new = apply_modifier(fn, data, key)
         except BaseException:
             self.abort(conn)
             raise
-        return self.commit(conn, key, new, ttl)
+        return self.commit(conn, key, new, expires, ttl)
 
     def close(self) -> None:
+        """Close pooled connections and this thread's reader (others close with their thread)."""
         idle, self._idle = self._idle, []
-        if self._pid == os.getpid():
-            for conn in idle:
-                conn.close()
+        reader = getattr(self._readers, "conn", None)
+        if reader is not None:
+            idle.append(reader)
+            del self._readers.conn
+        for conn in idle:
+            conn.close()
+
+
+def _fetch_all(conn: sqlite3.Connection, statement: str, params: tuple[Any, ...]) -> list[Any]:
+    return conn.execute(statement, params).fetchall()
 
 
 class AsyncFileBackend(AsyncBackend):
@@ -500,7 +496,7 @@ class AsyncFileBackend(AsyncBackend):
         async with self._writers:
             begun = asyncio.ensure_future(asyncio.to_thread(self.sync.begin, key))
             try:
-                conn, data = await asyncio.shield(begun)
+                conn, data, expires = await asyncio.shield(begun)
             except asyncio.CancelledError:
                 # The thread still finishes begin(); end that transaction then.
                 begun.add_done_callback(self._abort_when_begun)
@@ -510,7 +506,9 @@ class AsyncFileBackend(AsyncBackend):
             except BaseException:
                 await asyncio.shield(asyncio.to_thread(self.sync.abort, conn))
                 raise
-            await asyncio.shield(asyncio.to_thread(self.sync.commit, conn, key, data, ttl))
+            await asyncio.shield(
+                asyncio.to_thread(self.sync.commit, conn, key, data, expires, ttl)
+            )
 
     def _abort_when_begun(
         self, begun: asyncio.Future[tuple[sqlite3.Connection, Document]]

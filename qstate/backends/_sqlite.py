@@ -1,0 +1,128 @@
+"""The SQLite layout of the file backend, its statements, and its error mapping.
+
+Layout (stable; other tools may read it)::
+
+    CREATE TABLE qstate_values (
+        state      TEXT NOT NULL,      -- the state's name
+        scope      TEXT NOT NULL,      -- '' when unscoped
+        key        TEXT NOT NULL,
+        value      TEXT NOT NULL,      -- JSON text
+        expires_at REAL,               -- Unix time; NULL = never
+        UNIQUE (state, scope, key)
+    );
+
+One row per key; ``rowid`` order is insertion order, as in a dict. A state is
+live while its rows' ``expires_at`` is NULL or in the future. All live rows of a
+state share one ``expires_at``: a write with a TTL sets it on every row, a write
+without one copies it from the row already there. Expired rows are invisible
+and are deleted by later writes. ``PRAGMA user_version`` is the layout version.
+
+Expiry lives in the row itself so that a plain ``set`` is one INSERT, the same
+statement count as a bare upsert.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from .._errors import BackendUnavailableError, ConfigError, CorruptDataError, QStateError
+
+SCHEMA_VERSION = 1
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS qstate_values (
+        state      TEXT NOT NULL,
+        scope      TEXT NOT NULL,
+        key        TEXT NOT NULL,
+        value      TEXT NOT NULL,
+        expires_at REAL,
+        UNIQUE (state, scope, key)
+    )""",
+    """CREATE INDEX IF NOT EXISTS qstate_values_expiry
+        ON qstate_values (expires_at) WHERE expires_at IS NOT NULL""",
+)
+
+# Parameters, numbered alike in every statement: ?1 state, ?2 scope, ?3 key,
+# ?4 now (Unix time), ?5 value (JSON text), ?6 new expiry. A statement takes as
+# many parameters as its highest number; unused lower ones are passed as None.
+LIVE = "(expires_at IS NULL OR expires_at > ?4)"
+
+GET = f"SELECT value FROM qstate_values WHERE state = ?1 AND scope = ?2 AND key = ?3 AND {LIVE}"  # noqa: S608
+GET_ALL = (
+    "SELECT key, value, expires_at FROM qstate_values "  # noqa: S608
+    f"WHERE state = ?1 AND scope = ?2 AND {LIVE} ORDER BY rowid"
+)
+
+# A write without a TTL inherits the expiry of any row of the state; an expired
+# row yields NULL (see the module docstring for why any row will do).
+UPSERT_KEEPING_EXPIRY = """
+    INSERT INTO qstate_values (state, scope, key, value, expires_at)
+    VALUES (?1, ?2, ?3, ?5, (
+        SELECT CASE WHEN expires_at > ?4 THEN expires_at END
+        FROM qstate_values WHERE state = ?1 AND scope = ?2 LIMIT 1))
+    ON CONFLICT (state, scope, key)
+    DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at"""
+
+UPSERT_WITH_EXPIRY = """
+    INSERT INTO qstate_values (state, scope, key, value, expires_at)
+    VALUES (?1, ?2, ?3, ?5, ?6)
+    ON CONFLICT (state, scope, key)
+    DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at"""
+
+DELETE_EXPIRED_OF_STATE = (
+    "DELETE FROM qstate_values WHERE state = ?1 AND scope = ?2 AND expires_at <= ?4"
+)
+REFRESH_EXPIRY = "UPDATE qstate_values SET expires_at = ?6 WHERE state = ?1 AND scope = ?2"
+DELETE_KEY = f"DELETE FROM qstate_values WHERE state = ?1 AND scope = ?2 AND key = ?3 AND {LIVE}"  # noqa: S608
+DELETE_STATE = "DELETE FROM qstate_values WHERE state = ?1 AND scope = ?2"
+COUNT_LIVE = f"SELECT count(*) FROM qstate_values WHERE state = ?1 AND scope = ?2 AND {LIVE}"  # noqa: S608
+DELETE_ALL_EXPIRED = "DELETE FROM qstate_values WHERE expires_at <= ?"
+LIST = (
+    "SELECT state, scope, count(*), max(expires_at) FROM qstate_values "
+    "WHERE state LIKE ? ESCAPE '\\' AND (expires_at IS NULL OR expires_at > ?) "
+    "GROUP BY state, scope ORDER BY state, scope"
+)
+
+
+def translate(exc: BaseException, path: Path) -> QStateError:
+    """The qstate error for an sqlite3 or OS error (one place for all of them)."""
+    if isinstance(exc, QStateError):
+        return exc
+    if isinstance(exc, sqlite3.OperationalError):
+        message = str(exc)
+        if "locked" in message or "busy" in message:
+            return BackendUnavailableError(
+                f"{path} stayed locked by another writer past the timeout; "
+                "retry, or raise ?timeout= in the URL"
+            )
+        return BackendUnavailableError(f"cannot use {path}: {message}")
+    if isinstance(exc, sqlite3.DatabaseError):
+        return CorruptDataError(
+            f"{path} is not a usable SQLite database ({exc}); "
+            "restore it from a backup or move it away"
+        )
+    if isinstance(exc, OSError):
+        return BackendUnavailableError(f"cannot use {path}: {exc.strerror or exc}")
+    raise TypeError(f"not a storage error: {exc!r}")
+
+
+def init_schema(conn: sqlite3.Connection, path: Path) -> None:
+    """Switch to WAL and create the layout (idempotent, safe to race)."""
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if mode.lower() != "wal":
+        raise BackendUnavailableError(f"{path}: cannot switch to WAL mode ({mode})")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise ConfigError(
+                f"{path} was written by a newer qstate (layout {version}); upgrade qstate"
+            )
+        for statement in SCHEMA:
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    finally:
+        if conn.in_transaction:
+            conn.rollback()
