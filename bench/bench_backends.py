@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,18 +44,18 @@ class AsyncBench(AsyncState, name="Bench"):
     pass
 
 
-class QBench(QTasksState):
+class QBench(QTasksState):  # type: ignore[misc]
     pass
 
 
-class QAsyncBench(QTasksAsyncState):
+class QAsyncBench(QTasksAsyncState):  # type: ignore[misc]
     pass
 
 
 def memory_rows(run: dict[str, int]) -> list[Row]:
     ours = Bench(StateRegistry("memory://"))
     theirs = QBench(QTasksRegistry(), QBench)
-    lock, raw = threading.Lock(), {}  # type: ignore[var-annotated]
+    lock, raw = threading.Lock(), dict[str, Any]()
 
     def raw_set() -> None:
         with lock:
@@ -91,7 +92,7 @@ def memory_rows(run: dict[str, int]) -> list[Row]:
 def async_memory_rows(run: dict[str, int]) -> list[Row]:
     ours = AsyncBench(AsyncStateRegistry("memory://"))
     theirs = QAsyncBench(QTasksAsyncRegistry(), QAsyncBench)
-    ops = {
+    ops: dict[str, tuple[Callable[[], Awaitable[object]], Callable[[], Awaitable[object]]]] = {
         "set": (lambda: ours.set("step", 1), lambda: theirs.set("step", 1)),
         "get": (lambda: ours.get("step"), lambda: theirs.get("step")),
         "update (2 keys)": (

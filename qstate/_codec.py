@@ -10,6 +10,7 @@ enum turned into its value, NaN) is refused at write time instead.
 from __future__ import annotations
 
 import json
+import json.scanner
 import math
 from typing import Any
 
@@ -34,7 +35,7 @@ def _refuse_constant(name: str) -> None:
 _encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 _encode_str = json.encoder.encode_basestring  # the C version when available
 _decoder = json.JSONDecoder(parse_constant=_refuse_constant)
-_scan = json.scanner.make_scanner(_decoder)
+_scan = json.scanner.make_scanner(_decoder)  # type: ignore[arg-type]  # typeshed is wrong
 
 
 def check_value(value: Any, what: str = "value", key: str | None = None) -> JSONValue:
@@ -147,7 +148,7 @@ def encode(value: JSONValue) -> str:
     """
     t = type(value)
     if t is str:
-        return _encode_str(value)  # type: ignore[no-any-return]
+        return _encode_str(value)
     if t is int:
         return int.__repr__(value)
     if t is float:
@@ -162,17 +163,17 @@ def encode(value: JSONValue) -> str:
 def decode(text: str | bytes) -> JSONValue:
     """Parse stored JSON text; text that qstate did not write is a CorruptDataError."""
     try:
-        if type(text) is bytes:
+        if isinstance(text, bytes):
             text = text.decode("utf-8")
         # The scanner alone is several times faster than JSONDecoder.decode, which
         # also skips surrounding whitespace; qstate never writes any, others might.
         value, end = _scan(text, 0)
         if end == len(text):
             return value
-    except (StopIteration, ValueError, UnicodeDecodeError, TypeError):
+    except (StopIteration, ValueError, TypeError):  # UnicodeDecodeError is a ValueError
         pass
     try:
-        return _decoder.decode(text)  # type: ignore[arg-type]
+        return _decoder.decode(text)  # type: ignore[arg-type]  # undecodable bytes fail here
     except (ValueError, TypeError) as exc:
         raise CorruptDataError(
             f"stored data is not JSON text ({exc}); it was not written by qstate: fix or delete it"

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 
 from ._codec import MAX_SAFE_INTEGER, JSONValue, check_value
 from ._errors import InvalidValueError
-from ._keys import StateKey, check_key
+from ._keys import MAX_KEY, StateKey, check_key
 
 
 class StateInfo(NamedTuple):
@@ -45,7 +45,27 @@ def check_document(data: Any, what: str = "state") -> Document:
     """Validate a whole state (keys and values) and return a private copy."""
     if not isinstance(data, dict):
         raise InvalidValueError(f"{what} must be a dict, not {type(data).__name__}")
-    return {check_key(k): check_value(v, what, k) for k, v in data.items()}
+    return check_own_document(dict(data), what)
+
+
+def check_own_document(data: Document, what: str) -> Document:
+    """Validate a dict the caller owns, copying only its list and dict values.
+
+    A hot path (every ``update``): plain keys and scalar values are checked
+    inline; anything else takes the full checks, with their messages.
+    """
+    for k, v in data.items():
+        if type(k) is not str or not k.isascii() or not 0 < len(k) <= MAX_KEY:
+            check_key(k)
+        t = type(v)
+        if t is str:
+            if not v.isascii():
+                check_value(v, what, k)
+        elif not (
+            t is bool or v is None or (t is int and -MAX_SAFE_INTEGER <= v <= MAX_SAFE_INTEGER)
+        ):
+            data[k] = check_value(v, what, k)  # replaces a value, never adds a key
+    return data
 
 
 def apply_modifier(fn: Modifier, current: Document, key: StateKey) -> Document:
@@ -71,7 +91,7 @@ def add(current: JSONValue, amount: int | float, field: str) -> int | float:
         raise InvalidValueError(
             f"cannot incr key {field!r}: it holds a {type(current).__name__}, not a number"
         )
-    result = current + amount
+    result: int | float = current + amount
     if type(result) is int and not -MAX_SAFE_INTEGER <= result <= MAX_SAFE_INTEGER:
         raise InvalidValueError(f"incr of key {field!r} would leave the range of safe integers")
     if type(result) is float and not math.isfinite(result):

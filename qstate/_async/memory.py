@@ -135,12 +135,13 @@ class AsyncMemoryBackend(AsyncBackend):
     def _unlock(self, doc: _Doc) -> None:
         doc.mutex.release()
         if self._expiring:
-            now = time.monotonic()
-            if now >= self._next_sweep:
-                self._sweep(now)
+            self._maybe_sweep()
 
-    def _sweep(self, now: float) -> None:
-        """Forget expired states that nobody reads or writes any more."""
+    def _maybe_sweep(self) -> None:
+        """Forget expired states that nobody reads or writes any more (at most every 1 s)."""
+        now = time.monotonic()
+        if now < self._next_sweep:
+            return
         self._next_sweep = now + _SWEEP_INTERVAL
         for key, doc in list(self._expiring.items()):
             with doc.mutex:
@@ -156,9 +157,10 @@ class AsyncMemoryBackend(AsyncBackend):
         doc = self._docs.get(key)
         if doc is None or (doc.expires is not None and doc.expired()):
             return MISSING
-        with doc.mutex:
-            value = doc.data.get(field, MISSING)
-            return copy_value(value) if field in doc.nested else value
+        # No mutex: a dict lookup is atomic, and a stored value is never changed
+        # in place (writers store new objects), so copying it outside is safe.
+        value = doc.data.get(field, MISSING)
+        return copy_value(value) if type(value) in _CONTAINERS else value
 
     async def get_all(self, key: StateKey) -> Document:
         doc = self._docs.get(key)
@@ -182,9 +184,20 @@ class AsyncMemoryBackend(AsyncBackend):
 
     # -- writes ------------------------------------------------------------
 
+    async def _fast_lock_for_write(self, key: StateKey) -> _Doc:
+        """:meth:`_lock_for_write` with its common case (a plain live doc) first."""
+        doc = self._docs.get(key)
+        if doc is not None:
+            doc.mutex.acquire()
+            if not (doc.dead or doc.in_transaction or doc.expires is not None):
+                return doc
+            doc.mutex.release()
+        return await self._lock_for_write(key)
+
     async def set(self, key: StateKey, field: str, value: JSONValue, ttl: float | None) -> None:
-        # The hottest path: Doc.put and _finish inlined (a set never empties a doc).
-        doc = await self._lock_for_write(key)
+        # The hottest path: Doc.put and _unlock inlined (a set never empties a
+        # doc, so _finish is only needed for a TTL).
+        doc = await self._fast_lock_for_write(key)
         doc.data[field] = value
         if type(value) in _CONTAINERS:
             doc.nested.add(field)
@@ -192,15 +205,25 @@ class AsyncMemoryBackend(AsyncBackend):
             doc.nested.discard(field)
         if ttl is not None:
             self._finish(key, doc, ttl)
-        self._unlock(doc)
+        doc.mutex.release()
+        if self._expiring:
+            self._maybe_sweep()
 
     async def update(self, key: StateKey, mapping: Document, ttl: float | None) -> Document:
-        doc = await self._lock_for_write(key)
+        doc = await self._fast_lock_for_write(key)
+        doc.data.update(mapping)
+        nested = doc.nested
         for field, value in mapping.items():
-            doc.put(field, value)
-        self._finish(key, doc, ttl)
+            if type(value) in _CONTAINERS:
+                nested.add(field)
+            elif nested:
+                nested.discard(field)
+        if ttl is not None:
+            self._finish(key, doc, ttl)
         result = doc.snapshot()
-        self._unlock(doc)
+        doc.mutex.release()
+        if self._expiring:
+            self._maybe_sweep()
         return result
 
     async def delete(self, key: StateKey, fields: Sequence[str], ttl: float | None) -> int:

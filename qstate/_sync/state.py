@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from .._codec import JSONValue, check_value
 from .._errors import UsageError
 from .._keys import StateKey, check_key, check_name, check_scope
-from .._model import MISSING, UNSET, Document, Modifier, check_document, check_ttl
+from .._model import MISSING, UNSET, Document, Modifier, check_own_document, check_ttl
 from .._txguard import OPEN_TRANSACTIONS, check_not_blocked, mark_transaction
 
 if TYPE_CHECKING:
@@ -118,9 +118,11 @@ class State:
         """Store several values in one atomic step; return the whole updated state."""
         if OPEN_TRANSACTIONS.get():
             check_not_blocked(self._backend, self._key, write=True)
-        merged = dict(mapping) if mapping is not None else {}
-        merged.update(kwargs)
-        return self._backend.update(self._key, check_document(merged, "update"), self._ttl)
+        # kwargs is a new dict of our own, so it is checked (and copied) in place.
+        if mapping is not None:
+            kwargs = {**mapping, **kwargs}
+        document = check_own_document(kwargs, "update")
+        return self._backend.update(self._key, document, self._ttl)
 
     def delete(self, key: str) -> bool:
         """Remove ``key``; return whether it existed."""

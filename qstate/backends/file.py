@@ -510,9 +510,7 @@ class AsyncFileBackend(AsyncBackend):
                 asyncio.to_thread(self.sync.commit, conn, key, data, expires, ttl)
             )
 
-    def _abort_when_begun(
-        self, begun: asyncio.Future[tuple[sqlite3.Connection, Document]]
-    ) -> None:
+    def _abort_when_begun(self, begun: asyncio.Future[Any]) -> None:
         if not begun.cancelled() and begun.exception() is None:
             conn, _ = begun.result()
             asyncio.get_running_loop().run_in_executor(None, self.sync.abort, conn)
