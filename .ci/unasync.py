@@ -32,6 +32,8 @@ SUBSTITUTIONS = [
     (r"\b__aexit__\b", "__exit__"),
     (r"\baclose\b", "close"),
     (r"\basyncio\.Lock\b", "threading.Lock"),
+    (r"\bredis\.asyncio\b", "redis"),
+    (r"^from asyncio import sleep$", "from time import sleep"),
     (r"^import asyncio$", "import threading"),
     (r"\b_async\b", "_sync"),
     (r"\bopen_async_backend\b", "open_sync_backend"),
@@ -47,15 +49,19 @@ def generate(path: Path) -> str:
         text = re.sub(pattern, replacement, text, flags=re.MULTILINE)
     text = text.replace("import threading\nimport threading\n", "import threading\n")
     text = HEADER.format(name=path.name) + text
-    formatted = subprocess.run(
-        [sys.executable, "-m", "ruff", "format", "--stdin-filename", str(TARGET / path.name), "-"],
-        input=text,
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-    )
-    return formatted.stdout
+    name = str(TARGET / path.name)
+    ruff = [sys.executable, "-m", "ruff"]
+    # Renamed imports (redis.asyncio -> redis) may need re-sorting, then formatting.
+    for command in (["check", "--select", "I", "--fix-only", "--quiet"], ["format"]):
+        text = subprocess.run(
+            [*ruff, *command, "--stdin-filename", name, "-"],
+            input=text,
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+        ).stdout
+    return text
 
 
 def main() -> int:

@@ -19,6 +19,8 @@ import pytest
 
 from qstate import AsyncState, AsyncStateRegistry, State, StateRegistry
 
+pytest_plugins = ["tests.redis_server"]
+
 
 class Flavour:
     """The sync or async API behind one uniform, synchronous test interface."""
@@ -76,12 +78,15 @@ def flavour(request: pytest.FixtureRequest) -> Iterator[Flavour]:
     f.close()
 
 
-@pytest.fixture(params=["memory", "file"])
+@pytest.fixture(params=["memory", "file", pytest.param("redis", marks=pytest.mark.redis)])
 def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh, empty store of each kind."""
     if request.param == "memory":
         return "memory://"
-    return f"file:{tmp_path}/data/state.db"
+    if request.param == "file":
+        return f"file:{tmp_path}/data/state.db"
+    url: str = request.getfixturevalue("redis_url")
+    return url
 
 
 @pytest.fixture

@@ -1,0 +1,267 @@
+"""The Redis backend (async flavour): states shared by every worker on every machine.
+
+Every operation is one atomic server-side step: a single command (HGET, HSET,
+HGETALL, DEL) or a Lua script (update, delete with TTL, incr, and the two steps
+of a transaction), sent with EVALSHA and reloaded on NOSCRIPT by redis-py.
+``transaction()`` and ``modify()`` take the state's lock and read it in one
+script, then write and release it in another; plain writes wait while the lock
+exists, as they do on the other backends. Should a lease expire mid-transaction,
+the commit sees that the state changed and fails (``modify`` retries,
+``transaction`` raises ConflictError) instead of losing a write. See
+``qstate._redis_layout`` for the keys and scripts.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from asyncio import sleep
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from redis.asyncio import Redis, RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from .. import _redis_layout as layout
+from .._codec import JSONValue, decode, encode
+from .._errors import ConflictError, CorruptDataError
+from .._keys import StateKey
+from .._model import MISSING, Document, Modifier, StateInfo, _Missing, add, apply_modifier
+from .._urls import redact
+from ..backends._redis_errors import StateLocked, mapped_errors
+from .backend import AsyncBackend
+
+MODIFY_ATTEMPTS = 20
+"""How often modify() retries when plain writes keep changing the state under it."""
+
+
+class AsyncRedisBackend(AsyncBackend):
+    """States as Redis hashes; one client (and connection pool) per backend."""
+
+    def __init__(self, url: str) -> None:
+        self.options = layout.parse_url(url)
+        self.url = redact(url)
+        self._prefix = self.options.prefix
+        timeout = self.options.timeout
+        common: dict[str, Any] = {
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+        }
+        if self.options.cluster:
+            self._client: Any = RedisCluster.from_url(self.options.client_url, **common)
+        else:
+            # One quick retry, for connection errors only: it replaces a pooled
+            # connection that died with a server restart. Timeouts are not retried,
+            # so an outage costs at most ``timeout`` per operation.
+            retry = Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.1), 1)
+            self._client = Redis.from_url(
+                self.options.client_url,
+                retry=retry,
+                retry_on_error=[RedisConnectionError],
+                **common,
+            )
+        register = self._client.register_script
+        self._update = register(layout.UPDATE)
+        self._delete = register(layout.DELETE)
+        self._clear = register(layout.CLEAR)
+        self._incr = register(layout.INCR)
+        self._acquire_script = register(layout.ACQUIRE)
+        self._commit_script = register(layout.COMMIT)
+        self._release_script = register(layout.RELEASE)
+
+    def _key(self, key: StateKey) -> str:
+        return layout.data_key(self._prefix, key)
+
+    def _keys(self, key: StateKey) -> list[str]:
+        data = layout.data_key(self._prefix, key)
+        return [data, layout.lock_key(data)]
+
+    async def _write(self, script: Any, key: StateKey, args: list[Any], field: str = "") -> Any:
+        """Run a write script, waiting while a transaction holds the state's lock."""
+        keys = self._keys(key)
+        deadline = time.monotonic() + self.options.lock_wait
+        pause = 0.001
+        while True:
+            try:
+                with mapped_errors(self.url, key, field):
+                    return await script(keys=keys, args=args)
+            except StateLocked as locked:
+                pause = await self._wait(key, deadline, pause, locked.pttl_ms)
+
+    async def _wait(self, key: StateKey, deadline: float, pause: float, held_ms: int) -> float:
+        """Sleep a little while another transaction holds the lock; the next pause."""
+        if time.monotonic() >= deadline:
+            raise ConflictError(
+                f"state {key} stayed locked by a transaction for more than "
+                f"{self.options.lock_wait:g} s; retry later, or raise ?lock_wait= in the URL"
+            )
+        held_for = max(held_ms, 1) / 1000
+        await sleep(min(pause, held_for) * (0.5 + random.random()))  # noqa: S311
+        return min(pause * 2, 0.05)
+
+    def _decode_flat(self, flat: list[bytes], key: StateKey) -> Document:
+        """HGETALL's flat [field, value, ...] reply as a document."""
+        data = {}
+        try:
+            for i in range(0, len(flat), 2):
+                data[flat[i].decode()] = decode(flat[i + 1])
+        except (UnicodeDecodeError, CorruptDataError) as exc:
+            raise CorruptDataError(f"Redis at {self.url}: state {key}: {exc}") from None
+        return data
+
+    @staticmethod
+    def _ttl_ms(ttl: float | None) -> str:
+        return "" if ttl is None else str(max(int(ttl * 1000), 1))
+
+    # -- reads -------------------------------------------------------------
+
+    async def get(self, key: StateKey, field: str) -> JSONValue | _Missing:
+        with mapped_errors(self.url, key):
+            raw = await self._client.hget(self._key(key), field)
+        if raw is None:
+            return MISSING
+        try:
+            return decode(raw)
+        except CorruptDataError as exc:
+            raise CorruptDataError(f"Redis at {self.url}: state {key}: {exc}") from None
+
+    async def get_all(self, key: StateKey) -> Document:
+        with mapped_errors(self.url, key):
+            mapping = await self._client.hgetall(self._key(key))
+        flat = [item for pair in mapping.items() for item in pair]
+        return self._decode_flat(flat, key)
+
+    async def list_states(self, prefix: str = "") -> list[StateInfo]:
+        pattern = layout.scan_pattern(self._prefix, prefix)
+        with mapped_errors(self.url):
+            keys = []
+            async for raw in self._client.scan_iter(match=pattern, count=1000):
+                text = raw.decode(errors="replace")
+                state = layout.parse_data_key(self._prefix, text)
+                if state is not None:
+                    keys.append((raw, state))
+            found = []
+            chunk = 500
+            for start in range(0, len(keys), chunk):
+                part = keys[start : start + chunk]
+                pipe = self._client.pipeline(transaction=False)
+                for raw, _ in part:
+                    pipe.hlen(raw)
+                    pipe.pttl(raw)
+                replies = await pipe.execute()
+                for i, (_, state) in enumerate(part):
+                    count, pttl = replies[2 * i], replies[2 * i + 1]
+                    if count:
+                        ttl = None if pttl < 0 else pttl / 1000
+                        found.append(StateInfo(state.name, state.scope, count, ttl))
+        return sorted(found)
+
+    # -- writes ------------------------------------------------------------
+
+    async def set(self, key: StateKey, field: str, value: JSONValue, ttl: float | None) -> None:
+        await self._write(self._update, key, [self._ttl_ms(ttl), "0", field, encode(value)])
+
+    async def update(self, key: StateKey, mapping: Document, ttl: float | None) -> Document:
+        args = [self._ttl_ms(ttl), "1"]
+        for field, value in mapping.items():
+            args += (field, encode(value))
+        return self._decode_flat(await self._write(self._update, key, args), key)
+
+    async def delete(self, key: StateKey, fields: Sequence[str], ttl: float | None) -> int:
+        if not fields:
+            return 0
+        removed: int = await self._write(self._delete, key, [self._ttl_ms(ttl), *fields])
+        return removed
+
+    async def clear(self, key: StateKey) -> bool:
+        return bool(await self._write(self._clear, key, []))
+
+    async def incr(
+        self, key: StateKey, field: str, amount: int | float, ttl: float | None
+    ) -> int | float:
+        add(MISSING, amount, field)  # refuses a bad amount before any round trip
+        is_float = "1" if type(amount) is float else "0"
+        args = [field, encode(amount), is_float, self._ttl_ms(ttl)]
+        return decode(await self._write(self._incr, key, args, field))  # type: ignore[no-any-return]
+
+    # -- transactions ------------------------------------------------------
+
+    async def _acquire(self, key: StateKey) -> tuple[str, Document, str]:
+        """Take the state's lock and read it: (token, document, fingerprint)."""
+        keys = self._keys(key)
+        token = os.urandom(16).hex()
+        lease_ms = str(int(self.options.lease * 1000))
+        deadline = time.monotonic() + self.options.lock_wait
+        pause = 0.001
+        while True:
+            with mapped_errors(self.url, key):
+                reply = await self._acquire_script(keys=keys, args=[token, lease_ms])
+            if reply[0] == 1:
+                return token, self._decode_flat(reply[1], key), reply[2].decode()
+            pause = await self._wait(key, deadline, pause, reply[1])
+
+    async def _commit(
+        self, key: StateKey, token: str, fingerprint: str, data: Document, ttl: float | None
+    ) -> int:
+        """1 written; 0 a plain write changed the state meanwhile; -1 the lease expired."""
+        from .._model import check_document
+
+        document = check_document(data)
+        args = [token, self._ttl_ms(ttl), fingerprint]
+        for field, value in document.items():
+            args += (field, encode(value))
+        with mapped_errors(self.url, key):
+            result: int = await self._commit_script(keys=self._keys(key), args=args)
+        return result
+
+    async def _release(self, key: StateKey, token: str) -> None:
+        with mapped_errors(self.url, key):
+            await self._release_script(keys=self._keys(key), args=[token])
+
+    @asynccontextmanager
+    async def transaction(self, key: StateKey, ttl: float | None) -> AsyncIterator[Document]:
+        token, data, fingerprint = await self._acquire(key)
+        try:
+            yield data
+        except BaseException:
+            await self._release(key, token)
+            raise
+        try:
+            result = await self._commit(key, token, fingerprint, data, ttl)
+        except BaseException:
+            await self._release(key, token)
+            raise
+        if result == 0:
+            raise ConflictError(
+                f"state {key} was changed by another writer during the transaction; "
+                "nothing was written: retry, or use modify(fn), which retries for you"
+            )
+        if result == -1:
+            raise ConflictError(
+                f"the transaction on state {key} outlived its {self.options.lease:g} s lock "
+                "lease; nothing was written: keep transactions short or raise ?lease="
+            )
+
+    async def modify(self, key: StateKey, fn: Modifier, ttl: float | None) -> Document:
+        for attempt in range(MODIFY_ATTEMPTS):
+            token, data, fingerprint = await self._acquire(key)
+            try:
+                new = apply_modifier(fn, data, key)
+                result = await self._commit(key, token, fingerprint, new, ttl)
+            except BaseException:
+                await self._release(key, token)
+                raise
+            if result == 1:
+                return new
+            await sleep(random.random() * min(0.001 * 2**attempt, 0.05))  # noqa: S311
+        raise ConflictError(
+            f"modify() of state {key} lost to concurrent writes {MODIFY_ATTEMPTS} times; "
+            "nothing was written"
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

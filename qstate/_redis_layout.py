@@ -1,0 +1,252 @@
+"""The Redis layout, its URL options and its Lua scripts (pure; no redis import).
+
+Layout (stable; other tools may read it)::
+
+    <prefix>:{<name>}            HASH, field = key, value = JSON text (unscoped state)
+    <prefix>:{<name>:<scope>}    HASH, the same for a scoped state
+    <key>:lock                   STRING, a token, while transaction()/modify() runs;
+                                 plain writes wait while it exists
+
+The braces are a Cluster hash tag: a state's data and lock keys share a slot,
+so every script touches one slot and never fails with CROSSSLOT. A name never
+contains ``:`` and a scope never contains a brace, so the key is unambiguous.
+Expiry is the key's own TTL (PEXPIRE), set in the same script as the write.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode
+
+from ._errors import ConfigError
+from ._keys import StateKey
+from ._urls import redact
+
+_PREFIX = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+
+
+@dataclass(frozen=True)
+class RedisOptions:
+    """What a Redis URL says beyond what redis-py parses itself."""
+
+    client_url: str
+    """The URL handed to redis-py (our own options removed, cluster scheme mapped)."""
+    cluster: bool
+    prefix: str = "qstate"
+    timeout: float = 5.0
+    """Socket connect/read timeout: the bound on any one operation during an outage."""
+    lease: float = 10.0
+    """How long a transaction()/modify() lock lives if its holder dies."""
+    lock_wait: float = 15.0
+    """How long a write waits for a transaction's lock (longer than the lease)."""
+
+
+def parse_url(url: str) -> RedisOptions:
+    """Split a Redis URL into redis-py's part and qstate's options."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ConfigError(f"not a Redis URL: {redact(url)!r}; use redis://host:6379/0")
+    scheme = scheme.lower()
+    cluster = scheme in CLUSTER_SCHEMES
+    client_scheme = CLUSTER_SCHEMES.get(scheme, scheme)
+    base, _, query = rest.partition("?")
+    passthrough = []
+    found: dict[str, float | str] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name == "prefix":
+            if not _PREFIX.fullmatch(value):
+                raise ConfigError(f"prefix {value!r}: use 1-64 characters from A-Z a-z 0-9 _ . -")
+            found[name] = value
+        elif name in ("timeout", "lease", "lock_wait"):
+            try:
+                seconds = float(value)
+            except ValueError:
+                raise ConfigError(f"{name} must be a number of seconds, not {value!r}") from None
+            if not 0 < seconds <= 3600:
+                raise ConfigError(f"{name} must be between 0 and 3600 seconds")
+            found[name] = seconds
+        else:
+            passthrough.append((name, value))
+    client_url = f"{client_scheme}://{base}"
+    if passthrough:
+        client_url += "?" + urlencode(passthrough)
+    return RedisOptions(client_url, cluster, **found)  # type: ignore[arg-type]
+
+
+def data_key(prefix: str, key: StateKey) -> str:
+    """The HASH holding a state."""
+    name, scope = key
+    return f"{prefix}:{{{name}:{scope}}}" if scope else f"{prefix}:{{{name}}}"
+
+
+def lock_key(data: str) -> str:
+    """The lock of a state, in the same Cluster slot as its data."""
+    return data + ":lock"
+
+
+def parse_data_key(prefix: str, raw: str) -> StateKey | None:
+    """The state a data key belongs to; ``None`` for lock keys and foreign keys."""
+    start = f"{prefix}:{{"
+    if not (raw.startswith(start) and raw.endswith("}")):
+        return None
+    tag = raw[len(start) : -1]
+    name, colon, scope = tag.partition(":")
+    if "{" in tag or "}" in tag or not name or (colon and not scope):
+        return None
+    return StateKey(name, scope)
+
+
+def scan_pattern(prefix: str, name_prefix: str) -> str:
+    """SCAN MATCH pattern for data keys whose state name starts with ``name_prefix``."""
+    escaped = re.sub(r"([*?\[\]\\])", r"\\\1", name_prefix)
+    return f"{prefix}:{{{escaped}*"
+
+
+# -- Lua ------------------------------------------------------------------
+# Every write script takes KEYS = {data, lock}. A plain write refuses to run
+# while a transaction holds the lock (the client waits and retries), so plain
+# writes never slip between a transaction's read and its commit: the same
+# guarantee the memory and file backends give. Arguments are chunked in
+# HSET/HDEL calls because Lua's unpack() has a stack limit.
+
+_UNLESS_LOCKED = """
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return redis.error_reply('QSTATE_LOCKED ' .. redis.call('PTTL', KEYS[2]))
+end
+"""
+
+UPDATE = (
+    _UNLESS_LOCKED
+    + """
+local key = KEYS[1]
+for i = 3, #ARGV, 2000 do
+  redis.call('HSET', key, unpack(ARGV, i, math.min(i + 1999, #ARGV)))
+end
+if ARGV[1] ~= '' then redis.call('PEXPIRE', key, ARGV[1]) end
+if ARGV[2] == '1' then return redis.call('HGETALL', key) end
+return 0
+"""
+)
+"""ARGV: ttl_ms or '', '1' to return the state, then field, value pairs."""
+
+DELETE = (
+    _UNLESS_LOCKED
+    + """
+local removed = 0
+for i = 2, #ARGV, 1000 do
+  removed = removed + redis.call('HDEL', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
+if removed > 0 and ARGV[1] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return removed
+"""
+)
+"""ARGV: ttl_ms or '', then the fields. Returns how many existed."""
+
+CLEAR = _UNLESS_LOCKED + "return redis.call('DEL', KEYS[1])"
+"""Returns 1 if the state existed."""
+
+INCR = (
+    _UNLESS_LOCKED
+    + """
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+local n, is_float = 0, ARGV[3] == '1'
+if cur and cur ~= 'null' then
+  if string.match(cur, '^%-?%d+$') then
+    n = tonumber(cur)
+  elseif string.match(cur, '^%-?%d+%.%d+$')
+      or string.match(cur, '^%-?%d+%.?%d*[eE][%+%-]?%d+$') then
+    n = tonumber(cur)
+    is_float = true
+  else
+    return redis.error_reply('QSTATE_NOT_A_NUMBER ' .. string.sub(cur, 1, 1))
+  end
+end
+local r = n + tonumber(ARGV[2])
+local text
+if is_float then
+  if r ~= r or r == math.huge or r == -math.huge then
+    return redis.error_reply('QSTATE_OVERFLOW')
+  end
+  text = string.format('%.17g', r)
+  if not string.find(text, '[%.eEn]') then text = text .. '.0' end
+else
+  if r > 9007199254740991 or r < -9007199254740991 then
+    return redis.error_reply('QSTATE_RANGE')
+  end
+  text = string.format('%.0f', r)
+end
+redis.call('HSET', KEYS[1], ARGV[1], text)
+if ARGV[4] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
+return text
+"""
+)
+"""ARGV: field, amount, '1' if amount is a float, ttl_ms or ''.
+
+Returns the new value as JSON text. Integers stay integers (exact below 2**53);
+a float result is printed with 17 significant digits, which reads back as the
+same double, with '.0' added so that it stays a float.
+"""
+
+_FINGERPRINT = """
+local function fingerprint(flat)
+  local parts = {}
+  for i = 1, #flat do parts[i] = #flat[i] .. ':' .. flat[i] end
+  return redis.sha1hex(table.concat(parts, ','))
+end
+"""
+
+ACQUIRE = (
+    _FINGERPRINT
+    + """
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  local flat = redis.call('HGETALL', KEYS[1])
+  return {1, flat, fingerprint(flat)}
+end
+return {0, redis.call('PTTL', KEYS[2])}
+"""
+)
+"""KEYS: data, lock. ARGV: token, lease_ms.
+
+Takes the state's lock and reads it in one step: ``{1, flat, fingerprint}``, or
+``{0, lock_pttl}`` while another transaction holds the lock.
+"""
+
+COMMIT = (
+    _FINGERPRINT
+    + """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
+local current = redis.call('HGETALL', KEYS[1])
+if fingerprint(current) ~= ARGV[3] then
+  redis.call('DEL', KEYS[2])
+  return 0
+end
+local new = {}
+for i = 4, #ARGV, 2 do new[ARGV[i]] = true end
+for i = 1, #current, 2 do
+  if not new[current[i]] then redis.call('HDEL', KEYS[1], current[i]) end
+end
+for i = 4, #ARGV, 2000 do
+  redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 1999, #ARGV)))
+end
+if ARGV[2] ~= '' and #ARGV >= 4 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+redis.call('DEL', KEYS[2])
+return 1
+"""
+)
+"""KEYS: data, lock. ARGV: token, ttl_ms or '', fingerprint, then field, value pairs.
+
+Writes the new document only if the lock is still ours (-1: the lease expired)
+and nothing changed the state since ACQUIRE (0: its lease expired and another
+writer came in, or a tool that ignores the lock wrote to it).
+Removed fields are deleted rather than the whole key, so the TTL is kept when
+no new one is given. The lock is released in every case but -1.
+"""
+
+RELEASE = """
+if redis.call('GET', KEYS[2]) == ARGV[1] then return redis.call('DEL', KEYS[2]) end
+return 0
+"""
+"""KEYS: data, lock. ARGV: token. Gives the lock up if it is still ours."""

@@ -1,0 +1,66 @@
+"""redis-py's exceptions translated into qstate's, in one place."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from redis import exceptions as rx
+
+from .._errors import BackendUnavailableError, CorruptDataError, InvalidValueError, QStateError
+
+
+@contextmanager
+def mapped_errors(url: str, state: object = "", field: str = "") -> Iterator[None]:
+    """Raise qstate errors for redis-py's; ``url`` must already be redacted."""
+    try:
+        yield
+    except rx.AuthenticationError as exc:
+        raise BackendUnavailableError(
+            f"Redis at {url} refused the credentials ({_first_line(exc)}); check the URL"
+        ) from exc
+    except (rx.ConnectionError, rx.TimeoutError, rx.ClusterError) as exc:
+        raise BackendUnavailableError(
+            f"Redis at {url} is unavailable ({_first_line(exc)}); "
+            "the operation may not have been applied"
+        ) from exc
+    except rx.ResponseError as exc:
+        error = _from_response(exc, url, state, field)
+        raise error from (None if isinstance(error, StateLocked) else exc)
+    except rx.RedisError as exc:
+        raise BackendUnavailableError(f"Redis at {url}: {_first_line(exc)}") from exc
+
+
+class StateLocked(QStateError):
+    """Internal: a write script found a transaction's lock (the caller waits, retries)."""
+
+    def __init__(self, pttl_ms: int) -> None:
+        super().__init__(f"locked for {pttl_ms} ms")
+        self.pttl_ms = pttl_ms
+
+
+def _from_response(exc: rx.ResponseError, url: str, state: object, field: str) -> QStateError:
+    message = str(exc)
+    if message.startswith("QSTATE_LOCKED"):
+        return StateLocked(int(message.split()[-1]))
+    if message.startswith("QSTATE_NOT_A_NUMBER"):
+        kind = {'"': "str", "t": "bool", "f": "bool", "[": "list", "{": "dict"}.get(
+            message[-1:], "value that is not a number"
+        )
+        return InvalidValueError(f"cannot incr key {field!r}: it holds a {kind}, not a number")
+    if message.startswith("QSTATE_RANGE"):
+        return InvalidValueError(f"incr of key {field!r} would leave the range of safe integers")
+    if message.startswith("QSTATE_OVERFLOW"):
+        return InvalidValueError(f"incr of key {field!r} would overflow")
+    if message.startswith("WRONGTYPE"):
+        return CorruptDataError(
+            f"Redis at {url}: the key of state {state} is not a hash; "
+            "it was not written by qstate (another application uses the prefix?)"
+        )
+    if message.startswith(("OOM", "READONLY", "MISCONF", "LOADING", "MASTERDOWN", "NOREPLICAS")):
+        return BackendUnavailableError(f"Redis at {url} refuses writes now: {_first_line(exc)}")
+    return BackendUnavailableError(f"Redis at {url}: {_first_line(exc)}")
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
