@@ -118,6 +118,9 @@ if redis.call('EXISTS', KEYS[2]) == 1 then
 end
 """
 
+SET = _UNLESS_LOCKED + "return redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])"
+"""ARGV: field, value. The hottest write, kept as short as a script can be."""
+
 UPDATE = (
     _UNLESS_LOCKED
     + """
@@ -153,6 +156,16 @@ INCR = (
     + """
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 local n, is_float = 0, ARGV[3] == '1'
+if not is_float and (not cur or string.match(cur, '^%-?%d+$')) then
+  -- the common case, integers: HINCRBY does the arithmetic and the formatting
+  local r = (tonumber(cur) or 0) + tonumber(ARGV[2])
+  if r > 9007199254740991 or r < -9007199254740991 then
+    return redis.error_reply('QSTATE_RANGE')
+  end
+  local v = redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
+  if ARGV[4] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
+  return v
+end
 if cur and cur ~= 'null' then
   if string.match(cur, '^%-?%d+$') then
     n = tonumber(cur)
@@ -185,64 +198,44 @@ return text
 )
 """ARGV: field, amount, '1' if amount is a float, ttl_ms or ''.
 
-Returns the new value as JSON text. Integers stay integers (exact below 2**53);
+Returns the new value: an integer reply for integers (exact below 2**53), else
+JSON text;
 a float result is printed with 17 significant digits, which reads back as the
 same double, with '.0' added so that it stays a float.
 """
 
-_FINGERPRINT = """
-local function fingerprint(flat)
-  local parts = {}
-  for i = 1, #flat do parts[i] = #flat[i] .. ':' .. flat[i] end
-  return redis.sha1hex(table.concat(parts, ','))
-end
-"""
-
-ACQUIRE = (
-    _FINGERPRINT
-    + """
+ACQUIRE = """
 if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  local flat = redis.call('HGETALL', KEYS[1])
-  return {1, flat, fingerprint(flat)}
+  return {1, redis.call('HGETALL', KEYS[1])}
 end
 return {0, redis.call('PTTL', KEYS[2])}
 """
-)
 """KEYS: data, lock. ARGV: token, lease_ms.
 
-Takes the state's lock and reads it in one step: ``{1, flat, fingerprint}``, or
+Takes the state's lock and reads the state in one step: ``{1, flat}``, or
 ``{0, lock_pttl}`` while another transaction holds the lock.
 """
 
-COMMIT = (
-    _FINGERPRINT
-    + """
+COMMIT = """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
-local current = redis.call('HGETALL', KEYS[1])
-if fingerprint(current) ~= ARGV[3] then
-  redis.call('DEL', KEYS[2])
-  return 0
+local removed = tonumber(ARGV[3])
+for i = 4, 3 + removed, 1000 do
+  redis.call('HDEL', KEYS[1], unpack(ARGV, i, math.min(i + 999, 3 + removed)))
 end
-local new = {}
-for i = 4, #ARGV, 2 do new[ARGV[i]] = true end
-for i = 1, #current, 2 do
-  if not new[current[i]] then redis.call('HDEL', KEYS[1], current[i]) end
-end
-for i = 4, #ARGV, 2000 do
+for i = 4 + removed, #ARGV, 2000 do
   redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 1999, #ARGV)))
 end
-if ARGV[2] ~= '' and #ARGV >= 4 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if ARGV[2] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 redis.call('DEL', KEYS[2])
 return 1
 """
-)
-"""KEYS: data, lock. ARGV: token, ttl_ms or '', fingerprint, then field, value pairs.
+"""KEYS: data, lock. ARGV: token, ttl_ms or '', n, n removed fields, changed pairs.
 
-Writes the new document only if the lock is still ours (-1: the lease expired)
-and nothing changed the state since ACQUIRE (0: its lease expired and another
-writer came in, or a tool that ignores the lock wrote to it).
-Removed fields are deleted rather than the whole key, so the TTL is kept when
-no new one is given. The lock is released in every case but -1.
+Applies the difference between the document read by ACQUIRE and the new one,
+if the lock is still ours; otherwise (-1: the lease expired, and other writers
+may have come in) writes nothing. Plain writes wait while the lock exists, so
+holding the lock means nothing else changed the state; only the changed fields
+are sent and written, and the TTL is kept when no new one is given.
 """
 
 RELEASE = """

@@ -5,15 +5,16 @@ Every operation is one atomic server-side step: a single command (HGET, HSET,
 HGETALL, DEL) or a Lua script (update, delete with TTL, incr, and the two steps
 of a transaction), sent with EVALSHA and reloaded on NOSCRIPT by redis-py.
 ``transaction()`` and ``modify()`` take the state's lock and read it in one
-script, then write and release it in another; plain writes wait while the lock
-exists, as they do on the other backends. Should a lease expire mid-transaction,
-the commit sees that the state changed and fails (``modify`` retries,
-``transaction`` raises ConflictError) instead of losing a write. See
+script, then write what changed and release the lock in another; plain writes
+wait while the lock exists, as they do on the other backends. Should a lock's
+lease expire mid-transaction, the commit writes nothing and raises
+ConflictError rather than overwrite what others wrote meanwhile. See
 ``qstate._redis_layout`` for the keys and scripts.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import time
@@ -25,19 +26,36 @@ from typing import Any
 from redis import Redis, RedisCluster
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, RedisError
 from redis.retry import Retry
 
 from .. import _redis_layout as layout
 from .._codec import JSONValue, decode, encode
 from .._errors import ConflictError, CorruptDataError
 from .._keys import StateKey
-from .._model import MISSING, Document, Modifier, StateInfo, _Missing, add, apply_modifier
+from .._model import (
+    MISSING,
+    Document,
+    Modifier,
+    StateInfo,
+    _Missing,
+    add,
+    apply_modifier,
+    check_document,
+)
 from .._urls import redact
-from ..backends._redis_errors import StateLocked, mapped_errors
+from ..backends._redis_errors import StateLocked, mapped_errors, translate
 from .backend import Backend
 
-MODIFY_ATTEMPTS = 20
-"""How often modify() retries when plain writes keep changing the state under it."""
+
+class _Script:
+    """A Lua script and its SHA1, the name EVALSHA knows it by."""
+
+    __slots__ = ("sha", "source")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
 
 
 class RedisBackend(Backend):
@@ -65,14 +83,16 @@ class RedisBackend(Backend):
                 retry_on_error=[RedisConnectionError],
                 **common,
             )
-        register = self._client.register_script
-        self._update = register(layout.UPDATE)
-        self._delete = register(layout.DELETE)
-        self._clear = register(layout.CLEAR)
-        self._incr = register(layout.INCR)
-        self._acquire_script = register(layout.ACQUIRE)
-        self._commit_script = register(layout.COMMIT)
-        self._release_script = register(layout.RELEASE)
+        # Scripts are run with EVALSHA directly (redis-py's Script wrapper costs
+        # more per call than the script itself) and loaded on NOSCRIPT.
+        self._set = _Script(layout.SET)
+        self._update = _Script(layout.UPDATE)
+        self._delete = _Script(layout.DELETE)
+        self._clear = _Script(layout.CLEAR)
+        self._incr = _Script(layout.INCR)
+        self._acquire_script = _Script(layout.ACQUIRE)
+        self._commit_script = _Script(layout.COMMIT)
+        self._release_script = _Script(layout.RELEASE)
 
     def _key(self, key: StateKey) -> str:
         return layout.data_key(self._prefix, key)
@@ -81,17 +101,29 @@ class RedisBackend(Backend):
         data = layout.data_key(self._prefix, key)
         return [data, layout.lock_key(data)]
 
-    def _write(self, script: Any, key: StateKey, args: list[Any], field: str = "") -> Any:
+    def _eval(self, script: _Script, keys: list[str], args: list[Any]) -> Any:
+        """EVALSHA, loading the script first if the server does not know it."""
+        try:
+            return self._client.evalsha(script.sha, 2, *keys, *args)
+        except NoScriptError:
+            self._client.script_load(script.source)
+            return self._client.evalsha(script.sha, 2, *keys, *args)
+
+    def _write(self, script: _Script, key: StateKey, args: list[Any], field: str = "") -> Any:
         """Run a write script, waiting while a transaction holds the state's lock."""
         keys = self._keys(key)
-        deadline = time.monotonic() + self.options.lock_wait
+        deadline = 0.0
         pause = 0.001
         while True:
             try:
-                with mapped_errors(self.url, key, field):
-                    return script(keys=keys, args=args)
-            except StateLocked as locked:
-                pause = self._wait(key, deadline, pause, locked.pttl_ms)
+                return self._eval(script, keys, args)
+            except RedisError as exc:
+                error = translate(exc, self.url, key, field)
+                if not isinstance(error, StateLocked):
+                    raise error from exc
+            if not deadline:
+                deadline = time.monotonic() + self.options.lock_wait
+            pause = self._wait(key, deadline, pause, error.pttl_ms)
 
     def _wait(self, key: StateKey, deadline: float, pause: float, held_ms: int) -> float:
         """Sleep a little while another transaction holds the lock; the next pause."""
@@ -121,8 +153,10 @@ class RedisBackend(Backend):
     # -- reads -------------------------------------------------------------
 
     def get(self, key: StateKey, field: str) -> JSONValue | _Missing:
-        with mapped_errors(self.url, key):
+        try:
             raw = self._client.hget(self._key(key), field)
+        except RedisError as exc:
+            raise translate(exc, self.url, key) from exc
         if raw is None:
             return MISSING
         try:
@@ -131,8 +165,10 @@ class RedisBackend(Backend):
             raise CorruptDataError(f"Redis at {self.url}: state {key}: {exc}") from None
 
     def get_all(self, key: StateKey) -> Document:
-        with mapped_errors(self.url, key):
+        try:
             mapping = self._client.hgetall(self._key(key))
+        except RedisError as exc:
+            raise translate(exc, self.url, key) from exc
         flat = [item for pair in mapping.items() for item in pair]
         return self._decode_flat(flat, key)
 
@@ -164,7 +200,10 @@ class RedisBackend(Backend):
     # -- writes ------------------------------------------------------------
 
     def set(self, key: StateKey, field: str, value: JSONValue, ttl: float | None) -> None:
-        self._write(self._update, key, [self._ttl_ms(ttl), "0", field, encode(value)])
+        if ttl is None:
+            self._write(self._set, key, [field, encode(value)])
+        else:
+            self._write(self._update, key, [self._ttl_ms(ttl), "0", field, encode(value)])
 
     def update(self, key: StateKey, mapping: Document, ttl: float | None) -> Document:
         args = [self._ttl_ms(ttl), "1"]
@@ -187,12 +226,13 @@ class RedisBackend(Backend):
         add(MISSING, amount, field)  # refuses a bad amount before any round trip
         is_float = "1" if type(amount) is float else "0"
         args = [field, encode(amount), is_float, self._ttl_ms(ttl)]
-        return decode(self._write(self._incr, key, args, field))  # type: ignore[no-any-return]
+        reply = self._write(self._incr, key, args, field)
+        return reply if type(reply) is int else decode(reply)  # type: ignore[no-any-return]
 
     # -- transactions ------------------------------------------------------
 
-    def _acquire(self, key: StateKey) -> tuple[str, Document, str]:
-        """Take the state's lock and read it: (token, document, fingerprint)."""
+    def _acquire(self, key: StateKey) -> tuple[str, dict[str, bytes]]:
+        """Take the state's lock and read it: (token, {field: stored JSON text})."""
         keys = self._keys(key)
         token = os.urandom(16).hex()
         lease_ms = str(int(self.options.lease * 1000))
@@ -200,69 +240,79 @@ class RedisBackend(Backend):
         pause = 0.001
         while True:
             with mapped_errors(self.url, key):
-                reply = self._acquire_script(keys=keys, args=[token, lease_ms])
+                reply = self._eval(self._acquire_script, keys, [token, lease_ms])
             if reply[0] == 1:
-                return token, self._decode_flat(reply[1], key), reply[2].decode()
+                flat = reply[1]
+                try:
+                    raw = {flat[i].decode(): flat[i + 1] for i in range(0, len(flat), 2)}
+                except UnicodeDecodeError as exc:
+                    self._release(key, token)
+                    raise CorruptDataError(f"Redis at {self.url}: state {key}: {exc}") from None
+                return token, raw
             pause = self._wait(key, deadline, pause, reply[1])
 
     def _commit(
-        self, key: StateKey, token: str, fingerprint: str, data: Document, ttl: float | None
-    ) -> int:
-        """1 written; 0 a plain write changed the state meanwhile; -1 the lease expired."""
-        from .._model import check_document
-
-        document = check_document(data)
-        args = [token, self._ttl_ms(ttl), fingerprint]
+        self,
+        key: StateKey,
+        token: str,
+        before: dict[str, bytes],
+        document: Document,
+        ttl: float | None,
+    ) -> bool:
+        """Write what changed since ``_acquire``; False if the lease expired meanwhile."""
+        removed = [field for field in before if field not in document]
+        args: list[Any] = [token, self._ttl_ms(ttl), len(removed), *removed]
         for field, value in document.items():
-            args += (field, encode(value))
+            text = encode(value)
+            old = before.get(field)
+            if old is None or old.decode() != text:
+                args += (field, text)
         with mapped_errors(self.url, key):
-            result: int = self._commit_script(keys=self._keys(key), args=args)
-        return result
+            result = self._eval(self._commit_script, self._keys(key), args)
+        return bool(result == 1)
 
     def _release(self, key: StateKey, token: str) -> None:
         with mapped_errors(self.url, key):
-            self._release_script(keys=self._keys(key), args=[token])
+            self._eval(self._release_script, self._keys(key), [token])
+
+    def _decode_raw(self, raw: dict[str, bytes], key: StateKey) -> Document:
+        try:
+            return {field: decode(text) for field, text in raw.items()}
+        except CorruptDataError as exc:
+            raise CorruptDataError(f"Redis at {self.url}: state {key}: {exc}") from None
+
+    def _lease_expired(self, key: StateKey) -> ConflictError:
+        return ConflictError(
+            f"the transaction on state {key} outlived its {self.options.lease:g} s lock "
+            "lease, so other writers may have changed the state; nothing was written: "
+            "keep transactions short, or raise ?lease= in the URL"
+        )
 
     @contextmanager
     def transaction(self, key: StateKey, ttl: float | None) -> Iterator[Document]:
-        token, data, fingerprint = self._acquire(key)
+        token, before = self._acquire(key)
         try:
+            data = self._decode_raw(before, key)
             yield data
+            document = check_document(data)
+            committed = self._commit(key, token, before, document, ttl)
         except BaseException:
             self._release(key, token)
             raise
-        try:
-            result = self._commit(key, token, fingerprint, data, ttl)
-        except BaseException:
-            self._release(key, token)
-            raise
-        if result == 0:
-            raise ConflictError(
-                f"state {key} was changed by another writer during the transaction; "
-                "nothing was written: retry, or use modify(fn), which retries for you"
-            )
-        if result == -1:
-            raise ConflictError(
-                f"the transaction on state {key} outlived its {self.options.lease:g} s lock "
-                "lease; nothing was written: keep transactions short or raise ?lease="
-            )
+        if not committed:
+            raise self._lease_expired(key)
 
     def modify(self, key: StateKey, fn: Modifier, ttl: float | None) -> Document:
-        for attempt in range(MODIFY_ATTEMPTS):
-            token, data, fingerprint = self._acquire(key)
-            try:
-                new = apply_modifier(fn, data, key)
-                result = self._commit(key, token, fingerprint, new, ttl)
-            except BaseException:
-                self._release(key, token)
-                raise
-            if result == 1:
-                return new
-            sleep(random.random() * min(0.001 * 2**attempt, 0.05))  # noqa: S311
-        raise ConflictError(
-            f"modify() of state {key} lost to concurrent writes {MODIFY_ATTEMPTS} times; "
-            "nothing was written"
-        )
+        token, before = self._acquire(key)
+        try:
+            new = apply_modifier(fn, self._decode_raw(before, key), key)
+            committed = self._commit(key, token, before, new, ttl)
+        except BaseException:
+            self._release(key, token)
+            raise
+        if not committed:
+            raise self._lease_expired(key)
+        return new
 
     def close(self) -> None:
         self._client.close()

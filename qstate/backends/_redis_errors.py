@@ -15,20 +15,25 @@ def mapped_errors(url: str, state: object = "", field: str = "") -> Iterator[Non
     """Raise qstate errors for redis-py's; ``url`` must already be redacted."""
     try:
         yield
-    except rx.AuthenticationError as exc:
-        raise BackendUnavailableError(
+    except rx.RedisError as exc:
+        error = translate(exc, url, state, field)
+        raise error from (None if isinstance(error, StateLocked) else exc)
+
+
+def translate(exc: rx.RedisError, url: str, state: object = "", field: str = "") -> QStateError:
+    """The qstate error for a redis-py error (hot paths call this from ``except``)."""
+    if isinstance(exc, rx.AuthenticationError):
+        return BackendUnavailableError(
             f"Redis at {url} refused the credentials ({_first_line(exc)}); check the URL"
-        ) from exc
-    except (rx.ConnectionError, rx.TimeoutError, rx.ClusterError) as exc:
-        raise BackendUnavailableError(
+        )
+    if isinstance(exc, (rx.ConnectionError, rx.TimeoutError, rx.ClusterError)):
+        return BackendUnavailableError(
             f"Redis at {url} is unavailable ({_first_line(exc)}); "
             "the operation may not have been applied"
-        ) from exc
-    except rx.ResponseError as exc:
-        error = _from_response(exc, url, state, field)
-        raise error from (None if isinstance(error, StateLocked) else exc)
-    except rx.RedisError as exc:
-        raise BackendUnavailableError(f"Redis at {url}: {_first_line(exc)}") from exc
+        )
+    if isinstance(exc, rx.ResponseError):
+        return _from_response(exc, url, state, field)
+    return BackendUnavailableError(f"Redis at {url}: {_first_line(exc)}")
 
 
 class StateLocked(QStateError):

@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""Each Redis operation of qstate against raw redis-py doing the equivalent commands.
+
+Baselines, in the same run, on the same private redis-server over loopback:
+
+| qstate              | raw redis-py                                                   |
+| ------------------- | -------------------------------------------------------------- |
+| set                 | HSET                                                           |
+| get                 | HGET                                                           |
+| get_all             | HGETALL                                                        |
+| update (2 keys)     | MULTI, HSET, HGETALL, EXEC (the update step, returning state)  |
+| incr                | HINCRBY                                                        |
+| modify              | WATCH, HGETALL, MULTI, HSET, EXEC (optimistic read-modify-write)|
+
+qstate adds JSON validation, its lock check (every write is a script that
+checks the state's lock) and decoding. Targets: at most 1.15× raw time for
+single operations, 1.2× for modify; as throughput ratios, at least 0.87 and
+0.83. Exit status 1 when a target is missed.
+Usage: python bench/bench_redis.py [--quick] [--url redis://...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import redis
+from _timing import Row, compare, report
+
+from qstate import State, StateRegistry
+
+SINGLE, MODIFY = 1 / 1.15, 1 / 1.2
+
+
+class Bench(State):
+    pass
+
+
+@contextmanager
+def private_server() -> Iterator[str]:
+    """A throwaway redis-server on a free loopback port."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis-server is not installed; pass --url")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with tempfile.TemporaryDirectory() as directory:
+        process = subprocess.Popen(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", directory],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            client = redis.Redis(port=port)
+            for _ in range(100):
+                try:
+                    client.ping()
+                    break
+                except redis.ConnectionError:
+                    time.sleep(0.05)
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            process.terminate()
+            process.wait()
+
+
+def rows(url: str, run: dict[str, int]) -> list[Row]:
+    registry = StateRegistry(url)
+    ours = Bench(registry)
+    ours.clear()
+    ours.update({f"k{i}": i for i in range(8)})
+    client = redis.Redis.from_url(url)
+    key = "raw:{Bench}"
+    client.delete(key)
+    client.hset(key, mapping={f"k{i}": i for i in range(8)})
+
+    def raw_update() -> Any:
+        pipe = client.pipeline(transaction=True)
+        pipe.hset(key, mapping={"step": "2", "prompt": '"Введите телефон"'})
+        pipe.hgetall(key)
+        return pipe.execute()[-1]
+
+    def raw_modify() -> Any:
+        with client.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(key)  # type: ignore[no-untyped-call]
+                    current = pipe.hgetall(key)
+                    pipe.multi()
+                    pipe.hset(key, "n", int(current.get(b"n", 0)) + 1)
+                    return pipe.execute()
+                except redis.WatchError:
+                    continue
+
+    def bump(data: dict[str, Any]) -> dict[str, Any]:
+        return {**data, "n": data.get("n", 0) + 1}
+
+    cases: list[tuple[str, Callable[[], object], str, Callable[[], object], float]] = [
+        ("set", lambda: ours.set("step", 1), "HSET", lambda: client.hset(key, "step", 1), SINGLE),
+        ("get", lambda: ours.get("step"), "HGET", lambda: client.hget(key, "step"), SINGLE),
+        ("get_all (10 keys)", ours.get_all, "HGETALL", lambda: client.hgetall(key), SINGLE),
+        ("update (2 keys)", lambda: ours.update(step=2, prompt="Введите телефон"),
+         "MULTI HSET HGETALL EXEC", raw_update, SINGLE),
+        ("incr", lambda: ours.incr("n"), "HINCRBY", lambda: client.hincrby(key, "c", 1), SINGLE),
+        ("modify", lambda: ours.modify(bump), "WATCH HGETALL MULTI HSET EXEC", raw_modify, MODIFY),
+    ]  # fmt: skip
+    result = [
+        compare("redis", name, mine, base_name, base, **run, target=target)
+        for name, mine, base_name, base, target in cases
+    ]
+    registry.close()
+    client.close()
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="qstate on Redis vs raw redis-py")
+    parser.add_argument("--quick", action="store_true", help="fewer operations (noisier)")
+    parser.add_argument("--url", help="use this Redis instead of a private redis-server")
+    args = parser.parse_args()
+    run = {"n": 500, "repeats": 5} if args.quick else {"n": 3000, "repeats": 11}
+    if args.url:
+        table = rows(args.url, run)
+    else:
+        with private_server() as url:
+            table = rows(url, run)
+    ok = report("qstate on Redis vs raw redis-py (median throughput)", table)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
