@@ -227,7 +227,8 @@ class RedisBackend(Backend):
         is_float = "1" if type(amount) is float else "0"
         args = [field, encode(amount), is_float, self._ttl_ms(ttl)]
         reply = self._write(self._incr, key, args, field)
-        return reply if type(reply) is int else decode(reply)  # type: ignore[no-any-return]
+        result: int | float = reply if type(reply) is int else decode(reply)
+        return result
 
     # -- transactions ------------------------------------------------------
 
