@@ -1,0 +1,12 @@
+"""The commands, one group per module; ``register_all`` adds them to the app."""
+
+from __future__ import annotations
+
+import typer
+
+from . import edit, live, read, transfer, write
+
+
+def register_all(app: typer.Typer) -> None:
+    for module in (read, write, transfer, live, edit):
+        module.register(app)

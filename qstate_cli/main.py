@@ -1,0 +1,132 @@
+"""The ``qstate`` command: the Typer app, its global options and its error boundary.
+
+Commands live one group per module in ``qstate_cli.commands``; the interactive
+shell runs the same app, so there is one grammar and one implementation.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+# Typer 0.29 vendors click; its exceptions are what standalone_mode=False lets through.
+from typer._click.exceptions import ClickException
+from typer._click.exceptions import UsageError as ClickUsageError
+
+from qstate import QStateError, __version__
+
+from .commands import register_all
+from .errors import CliError, exit_code_for
+from .exit_codes import ExitCode
+from .output import Output
+from .render import Mode
+from .session import Session
+
+HELP = """Inspect and edit qstate states from a terminal or a CI script.
+
+The backend URL comes from --url, else $QSTATE_URL, else qstate.toml or
+[tool.qstate] in pyproject.toml (searched upward), else file:.qstate/state.db.
+"""
+
+app = typer.Typer(
+    name="qstate",
+    help=HELP,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"qstate {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    url: Annotated[
+        str | None,
+        typer.Option("--url", "-u", help="Backend URL (memory://, file:PATH, redis://...)."),
+    ] = None,
+    output: Annotated[
+        Mode | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="table on a terminal; otherwise plain for one value, json for the rest.",
+            case_sensitive=False,
+        ),
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Same as --output json.")] = False,
+    no_color: Annotated[bool, typer.Option("--no-color", help="No colours (also NO_COLOR).")] = (
+        False
+    ),
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    session = Session(
+        url=url,
+        output=Output(requested=Mode.json if json_output else output, no_color=no_color),
+        debug=debug,
+    )
+    ctx.obj = session
+    ctx.call_on_close(session.close)
+
+
+register_all(app)
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return " ".join(text.split())
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run ``qstate`` with ``argv``; return the exit code (never a traceback for
+    a user mistake: errors become one line on stderr and a documented code)."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args[: args.index("--")] if "--" in args else "--debug" in args
+    try:
+        result = app(args=args, prog_name="qstate", standalone_mode=False)
+    except ClickUsageError as error:
+        hint = f" (see: {error.ctx.command_path} --help)" if error.ctx is not None else ""
+        print(f"qstate: error: {_one_line(error)}{hint}", file=sys.stderr)
+        return ExitCode.USAGE
+    except ClickException as error:
+        print(f"qstate: error: {_one_line(error)}", file=sys.stderr)
+        return ExitCode.USAGE
+    except (QStateError, CliError) as error:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        print(f"qstate: error: {_one_line(error)}", file=sys.stderr)
+        return exit_code_for(error)
+    except (KeyboardInterrupt, typer.Abort):
+        print("qstate: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0  # the reader went away (| head): not an error
+    except Exception as error:
+        if debug:
+            raise
+        print(
+            f"qstate: internal error: {type(error).__name__}: {_one_line(error)} "
+            "(run with --debug for a traceback, and please report it)",
+            file=sys.stderr,
+        )
+        return ExitCode.INTERNAL
+    return result if isinstance(result, int) else ExitCode.OK
+
+
+def entry_point() -> None:
+    """The console script (see pyproject.toml)."""
+    sys.exit(run())

@@ -1,0 +1,27 @@
+"""Option and argument types shared by the commands."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .completion import complete_key, complete_state
+
+StateArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="STATE",
+        help="The state's name.",
+        autocompletion=complete_state,
+        show_default=False,
+    ),
+]
+ScopeOpt = Annotated[
+    str | None,
+    typer.Option("--scope", "-s", help="The state's scope (one document per user, chat, job...)."),
+]
+KeyArg = Annotated[
+    str, typer.Argument(metavar="KEY", help="A key of the state.", autocompletion=complete_key)
+]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]

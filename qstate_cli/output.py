@@ -1,0 +1,82 @@
+"""Where output goes: data to stdout in the chosen format, messages to stderr.
+
+rich is imported only when a table or a progress bar is shown, so ``qstate
+get`` in a script pays nothing for it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .render import Mode, choose_mode, json_text, plain_value
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+@dataclass
+class Output:
+    """The output settings of one command run."""
+
+    requested: Mode | None = None
+    no_color: bool = False
+    _console: Console | None = field(default=None, repr=False)
+
+    @property
+    def terminal(self) -> bool:
+        return sys.stdout.isatty()
+
+    @property
+    def interactive(self) -> bool:
+        """Whether a person can answer a question (stdin and stderr are terminals)."""
+        return sys.stdin.isatty() and sys.stderr.isatty()
+
+    @property
+    def color(self) -> bool:
+        return not self.no_color and "NO_COLOR" not in os.environ and self.terminal
+
+    @property
+    def json_requested(self) -> bool:
+        """Whether JSON was asked for: commands with no data print a JSON result then."""
+        return self.requested is Mode.json
+
+    def mode(self, *, single_value: bool = False) -> Mode:
+        return choose_mode(self.requested, terminal=self.terminal, single_value=single_value)
+
+    def console(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(
+                file=sys.stdout,
+                no_color=not self.color,
+                color_system="auto" if self.color else None,
+                markup=False,
+                emoji=False,
+                highlight=False,
+            )
+        return self._console
+
+    def data(self, text: str) -> None:
+        """Write a result to stdout."""
+        sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
+        sys.stdout.flush()
+
+    def value(self, value: Any) -> None:
+        """One value: bare in plain mode, a JSON document otherwise."""
+        mode = self.mode(single_value=True)
+        if mode is Mode.plain:
+            self.data(plain_value(value))
+        else:
+            self.data(json_text(value))
+
+    def renderable(self, renderable: Any) -> None:
+        self.console().print(renderable)
+
+    @staticmethod
+    def message(text: str) -> None:
+        """A note for the person at the terminal (stderr, never mixed with data)."""
+        print(text, file=sys.stderr)
