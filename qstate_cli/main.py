@@ -7,13 +7,14 @@ shell runs the same app, so there is one grammar and one implementation.
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 # Typer 0.29 vendors click; its exceptions are what standalone_mode=False lets through.
 from typer._click.exceptions import ClickException
 from typer._click.exceptions import UsageError as ClickUsageError
+from typer.core import TyperGroup
 
 from qstate import QStateError, __version__
 
@@ -30,8 +31,31 @@ The backend URL comes from --url, else $QSTATE_URL, else qstate.toml or
 [tool.qstate] in pyproject.toml (searched upward), else file:.qstate/state.db.
 """
 
+
+class _Commands(TyperGroup):
+    """The app's command group; it is the error boundary for what commands raise.
+
+    Library and CLI errors become one line on stderr and a documented exit code
+    here, inside the app, so every way of running it (the console script, the
+    shell, Typer's test runner) behaves the same.
+    """
+
+    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except (QStateError, CliError) as error:
+            session = ctx.obj
+            if isinstance(session, Session) and session.debug:
+                import traceback
+
+                traceback.print_exc()
+            print(f"qstate: error: {one_line(error)}", file=sys.stderr)
+            raise typer.Exit(exit_code_for(error)) from None
+
+
 app = typer.Typer(
     name="qstate",
+    cls=_Commands,
     help=HELP,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -84,7 +108,7 @@ def main(
 register_all(app)
 
 
-def _one_line(error: BaseException) -> str:
+def one_line(error: BaseException) -> str:
     text = str(error).strip() or type(error).__name__
     return " ".join(text.split())
 
@@ -98,17 +122,13 @@ def run(argv: list[str] | None = None) -> int:
         result = app(args=args, prog_name="qstate", standalone_mode=False)
     except ClickUsageError as error:
         hint = f" (see: {error.ctx.command_path} --help)" if error.ctx is not None else ""
-        print(f"qstate: error: {_one_line(error)}{hint}", file=sys.stderr)
+        print(f"qstate: error: {one_line(error)}{hint}", file=sys.stderr)
         return ExitCode.USAGE
     except ClickException as error:
-        print(f"qstate: error: {_one_line(error)}", file=sys.stderr)
+        print(f"qstate: error: {one_line(error)}", file=sys.stderr)
         return ExitCode.USAGE
-    except (QStateError, CliError) as error:
-        if debug:
-            import traceback
-
-            traceback.print_exc()
-        print(f"qstate: error: {_one_line(error)}", file=sys.stderr)
+    except (QStateError, CliError) as error:  # raised before a command runs
+        print(f"qstate: error: {one_line(error)}", file=sys.stderr)
         return exit_code_for(error)
     except (KeyboardInterrupt, typer.Abort):
         print("qstate: interrupted", file=sys.stderr)
@@ -119,7 +139,7 @@ def run(argv: list[str] | None = None) -> int:
         if debug:
             raise
         print(
-            f"qstate: internal error: {type(error).__name__}: {_one_line(error)} "
+            f"qstate: internal error: {type(error).__name__}: {one_line(error)} "
             "(run with --debug for a traceback, and please report it)",
             file=sys.stderr,
         )
