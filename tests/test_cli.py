@@ -252,7 +252,8 @@ def test_import_merge_replace_dry_run(cli: Cli, tmp_path: Path) -> None:
         ("{not json", "not valid JSON"),
         ('{"states": []}', "not a qstate export"),
         ('{"qstate_export": 1, "states": {}}', "must be a list"),
-        ('{"qstate_export": 1, "states": [{"state": "bad name", "data": {}}]}', "invalid state name"),
+        ('{"qstate_export": 1, "states": [{"state": "bad name", "data": {}}]}',
+         "invalid state name"),
         ('{"qstate_export": 1, "states": [{"state": "Ok", "data": {"": 1}}]}', "invalid key"),
         ('{"qstate_export": 1, "states": [{"state": "Ok", "data": {"a": 1}},'
          ' {"state": "Ok2", "data": {"b": 1e999}}]}', "not a JSON number"),
