@@ -6,7 +6,6 @@ opened with a short timeout, and any error simply yields no candidates.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 COMPLETION_TIMEOUT = 1.0
@@ -17,9 +16,7 @@ def _registry(ctx: Any) -> Any:
 
     root = ctx.find_root() if ctx is not None else None
     url = resolve_url(root.params.get("url") if root is not None else None)
-    if url.startswith(("redis", "rediss", "unix")) and "timeout=" not in url:
-        url += ("&" if "?" in url else "?") + f"timeout={COMPLETION_TIMEOUT}"
-    if url.startswith("file:") and "timeout=" not in url:
+    if url.startswith(("redis", "unix", "file:")) and "timeout=" not in url:
         url += ("&" if "?" in url else "?") + f"timeout={COMPLETION_TIMEOUT}"
     return StateRegistry(url)
 
@@ -47,12 +44,10 @@ def state_keys(ctx: Any, incomplete: str) -> list[str]:
 
 
 def complete_state(ctx: Any, incomplete: str) -> list[str]:
-    if os.environ.get("QSTATE_NO_LIVE_COMPLETION"):
-        return []
+    """Typer autocompletion for a STATE argument."""
     return state_names(ctx, incomplete)
 
 
 def complete_key(ctx: Any, incomplete: str) -> list[str]:
-    if os.environ.get("QSTATE_NO_LIVE_COMPLETION"):
-        return []
+    """Typer autocompletion for a KEY argument (of the state typed before it)."""
     return state_keys(ctx, incomplete)

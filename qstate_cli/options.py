@@ -24,4 +24,13 @@ ScopeOpt = Annotated[
 KeyArg = Annotated[
     str, typer.Argument(metavar="KEY", help="A key of the state.", autocompletion=complete_key)
 ]
+OptionalKeyArg = Annotated[
+    str | None,
+    typer.Argument(
+        metavar="[KEY]",
+        help="The key to print; without it, the whole state.",
+        autocompletion=complete_key,
+        show_default=False,
+    ),
+]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]

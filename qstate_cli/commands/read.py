@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from ..errors import NotFound
-from ..options import ScopeOpt, StateArg
+from ..options import OptionalKeyArg, ScopeOpt, StateArg
 from ..render import Mode, json_text, list_json, list_plain, list_table, state_plain, state_table
 from ._common import describe, session_of
 
@@ -36,10 +36,7 @@ def list_states(
 def get(
     ctx: typer.Context,
     state: StateArg,
-    key: Annotated[
-        str | None,
-        typer.Argument(help="The key to print; without it, the whole state.", show_default=False),
-    ] = None,
+    key: OptionalKeyArg = None,
     scope: ScopeOpt = None,
 ) -> None:
     """Print one value, or the whole state. Exit 1 if it does not exist."""

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ..completion import complete_key
 from ..errors import BadInput
 from ..options import KeyArg, ScopeOpt, StateArg, YesOpt
 from ..render import Mode, json_text, state_plain, state_table
@@ -88,7 +89,10 @@ def _print_state(out: Any, state: str, scope: str | None, data: dict[str, Any]) 
 def delete(
     ctx: typer.Context,
     state: StateArg,
-    keys: Annotated[list[str], typer.Argument(metavar="KEY...", help="Keys to remove.")],
+    keys: Annotated[
+        list[str],
+        typer.Argument(metavar="KEY...", help="Keys to remove.", autocompletion=complete_key),
+    ],
     scope: ScopeOpt = None,
 ) -> None:
     """Remove keys from a state (one atomic step)."""

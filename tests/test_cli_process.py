@@ -1,0 +1,122 @@
+"""The installed ``qstate`` executable in a real process: pipes, stdin, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+QSTATE = str(Path(sys.executable).parent / "qstate")
+
+
+def qstate(
+    *args: str, cwd: Path, input: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if k != "QSTATE_URL"}
+    environment.update(env or {})
+    return subprocess.run(
+        [QSTATE, *args], cwd=cwd, input=input, capture_output=True, text=True, env=environment
+    )
+
+
+def test_the_default_backend_needs_no_setup(tmp_path: Path) -> None:
+    """The README's first command: set, then get, with nothing configured."""
+    assert qstate("update", "MyState", "state=await_phone", "step=1", cwd=tmp_path).returncode == 0
+    result = qstate("get", "MyState", cwd=tmp_path)
+    assert result.returncode == 0
+    assert json.loads(result.stdout) == {"state": "await_phone", "step": 1}
+    assert (tmp_path / ".qstate" / "state.db").is_file()
+
+
+def test_stdout_is_pure_in_a_pipe(tmp_path: Path) -> None:
+    qstate("update", "MyState", "a=1", "b=Юникод", cwd=tmp_path)
+    whole = qstate("get", "MyState", cwd=tmp_path)
+    assert json.loads(whole.stdout) == {"a": 1, "b": "Юникод"}, "one JSON document"
+    assert whole.stderr == ""
+    assert qstate("get", "MyState", "b", cwd=tmp_path).stdout == "Юникод\n", "plain value"
+    forced = qstate("--json", "get", "MyState", "b", cwd=tmp_path)
+    assert json.loads(forced.stdout) == "Юникод"
+    listed = qstate("--output", "json", "list", cwd=tmp_path)
+    assert json.loads(listed.stdout)[0]["state"] == "MyState"
+    assert qstate("delete", "MyState", "a", cwd=tmp_path).stdout == ""
+
+
+def test_exit_codes_in_a_real_process(tmp_path: Path) -> None:
+    qstate("set", "MyState", "a", "1", cwd=tmp_path)
+    assert qstate("get", "MyState", "a", cwd=tmp_path).returncode == 0
+    assert qstate("get", "MyState", "missing", cwd=tmp_path).returncode == 1
+    assert qstate("get", "Missing", cwd=tmp_path).returncode == 1
+    assert qstate("frobnicate", cwd=tmp_path).returncode == 2
+    assert qstate("--url", "redis://127.0.0.1:1/0", "get", "S", cwd=tmp_path).returncode == 3
+    assert qstate("wait", "-t", "0.1", "MyState", "a=2", cwd=tmp_path).returncode == 4
+    refused = qstate("clear", "MyState", cwd=tmp_path, input="y\n")
+    assert refused.returncode == 5, "stdin is not a terminal: nobody can confirm"
+    assert qstate("get", "MyState", "a", cwd=tmp_path).stdout == "1\n"
+    for result in (refused, qstate("frobnicate", cwd=tmp_path)):
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert result.stderr.startswith("qstate: error: ")
+
+
+def test_value_from_stdin(tmp_path: Path) -> None:
+    assert (
+        qstate("set", "Doc", "body", "-", cwd=tmp_path, input="line one\nline two\n").returncode
+        == 0
+    )
+    assert qstate("get", "Doc", "body", cwd=tmp_path).stdout == "line one\nline two\n"
+
+
+def test_environment_and_config_file(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    (project / "src").mkdir(parents=True)
+    (project / "qstate.toml").write_text('url = "file:data/shared.db"\n')
+    qstate("set", "S", "k", "1", cwd=project / "src")
+    assert (project / "data" / "shared.db").is_file(), "relative to the config file"
+    assert qstate("get", "S", "k", cwd=project).stdout == "1\n"
+    env_db = tmp_path / "env.db"
+    env = {"QSTATE_URL": f"file:{env_db}"}
+    qstate("set", "S", "k", "2", cwd=project, env=env)
+    assert qstate("get", "S", "k", cwd=project, env=env).stdout == "2\n"
+    assert qstate("get", "S", "k", cwd=project).stdout == "1\n"
+    bad = project / "pyproject.toml"
+    (project / "qstate.toml").unlink()
+    bad.write_text("[tool.qstate]\nurl = [\n")
+    result = qstate("get", "S", "k", cwd=project)
+    assert result.returncode == 2
+    assert "not valid TOML" in result.stderr
+
+
+def test_debug_shows_a_traceback_without_the_password(tmp_path: Path) -> None:
+    url = "redis://:hunter2@127.0.0.1:1/0?timeout=0.5"
+    plain = qstate("--url", url, "get", "S", "k", cwd=tmp_path)
+    debug = qstate("--debug", "--url", url, "get", "S", "k", cwd=tmp_path)
+    assert "Traceback" not in plain.stderr
+    assert "Traceback" in debug.stderr
+    assert plain.returncode == debug.returncode == 3
+    assert "hunter2" not in plain.stderr + debug.stderr
+
+
+def test_broken_pipe_is_not_an_error(tmp_path: Path) -> None:
+    states = [{"state": f"S{i}", "data": {"k": "x" * 2000}} for i in range(300)]
+    dump = json.dumps({"qstate_export": 1, "states": states})
+    assert qstate("import", "-", cwd=tmp_path, input=dump).returncode == 0
+    lister = subprocess.Popen(
+        [QSTATE, "export"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert lister.stdout is not None
+    head = lister.stdout.read(10)  # the reader goes away early, like `| head -c 10`
+    lister.stdout.close()
+    _, stderr = lister.communicate(timeout=30)
+    assert head.startswith(b"{")
+    assert stderr == b""
+    assert lister.returncode == 0
+
+
+@pytest.mark.parametrize("command", ["get", "set", "update", "export", "import", "watch", "edit"])
+def test_help_of_each_command(command: str, tmp_path: Path) -> None:
+    result = qstate(command, "--help", cwd=tmp_path)
+    assert result.returncode == 0
+    assert "Usage: qstate " + command in result.stdout
