@@ -14,14 +14,13 @@ child never touches its parent's connections.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote
@@ -43,7 +42,7 @@ from .._model import (
 from .._sync.backend import Backend
 from . import _sqlite as sql
 
-__all__ = ["AsyncFileBackend", "FileBackend", "open_async", "open_sync"]
+__all__ = ["FileBackend", "open_async", "open_sync"]
 
 _MAX_IDLE = 16
 _PURGE_INTERVAL = 60.0
@@ -445,84 +444,12 @@ def _fetch_all(conn: sqlite3.Connection, statement: str, params: tuple[Any, ...]
     return conn.execute(statement, params).fetchall()
 
 
-class AsyncFileBackend(AsyncBackend):
-    """The async twin: every SQLite call runs in a worker thread, never on the loop."""
-
-    locks_store_in_transaction = True
-
-    def __init__(self, sync: FileBackend) -> None:
-        self.sync = sync
-        self.url = sync.url
-        # Writers queue here, on the loop, before taking a worker thread: were they
-        # to queue in threads, a transaction held across an await could need a
-        # thread to commit while every thread waits for that very transaction.
-        self._writers = asyncio.Lock()
-
-    async def _write(self, fn: Callable[..., _T], *args: Any) -> _T:
-        async with self._writers:
-            return await asyncio.to_thread(fn, *args)
-
-    async def get(self, key: StateKey, field: str) -> JSONValue | _Missing:
-        return await asyncio.to_thread(self.sync.get, key, field)
-
-    async def get_all(self, key: StateKey) -> Document:
-        return await asyncio.to_thread(self.sync.get_all, key)
-
-    async def set(self, key: StateKey, field: str, value: JSONValue, ttl: float | None) -> None:
-        await self._write(self.sync.set, key, field, value, ttl)
-
-    async def update(self, key: StateKey, mapping: Document, ttl: float | None) -> Document:
-        return await self._write(self.sync.update, key, mapping, ttl)
-
-    async def delete(self, key: StateKey, fields: Sequence[str], ttl: float | None) -> int:
-        return await self._write(self.sync.delete, key, fields, ttl)
-
-    async def clear(self, key: StateKey) -> bool:
-        return await self._write(self.sync.clear, key)
-
-    async def incr(
-        self, key: StateKey, field: str, amount: int | float, ttl: float | None
-    ) -> int | float:
-        return await self._write(self.sync.incr, key, field, amount, ttl)
-
-    async def modify(self, key: StateKey, fn: Modifier, ttl: float | None) -> Document:
-        return await self._write(self.sync.modify, key, fn, ttl)
-
-    async def list_states(self, prefix: str = "") -> list[StateInfo]:
-        return await asyncio.to_thread(self.sync.list_states, prefix)
-
-    @asynccontextmanager
-    async def transaction(self, key: StateKey, ttl: float | None) -> AsyncIterator[Document]:
-        async with self._writers:
-            begun = asyncio.ensure_future(asyncio.to_thread(self.sync.begin, key))
-            try:
-                conn, data, expires = await asyncio.shield(begun)
-            except asyncio.CancelledError:
-                # The thread still finishes begin(); end that transaction then.
-                begun.add_done_callback(self._abort_when_begun)
-                raise
-            try:
-                yield data
-            except BaseException:
-                await asyncio.shield(asyncio.to_thread(self.sync.abort, conn))
-                raise
-            await asyncio.shield(
-                asyncio.to_thread(self.sync.commit, conn, key, data, expires, ttl)
-            )
-
-    def _abort_when_begun(self, begun: asyncio.Future[Any]) -> None:
-        if not begun.cancelled() and begun.exception() is None:
-            conn, _ = begun.result()
-            asyncio.get_running_loop().run_in_executor(None, self.sync.abort, conn)
-
-    async def aclose(self) -> None:
-        await asyncio.to_thread(self.sync.close)
-
-
 def open_sync(url: str) -> FileBackend:
     path, synchronous, timeout = parse_url(url)
     return FileBackend(path, synchronous, timeout)
 
 
-def open_async(url: str) -> AsyncFileBackend:
+def open_async(url: str) -> AsyncBackend:
+    from ._file_async import AsyncFileBackend  # asyncio costs start-up time: only when used
+
     return AsyncFileBackend(open_sync(url))

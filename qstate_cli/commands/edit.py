@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import os
-import shlex
-import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +34,8 @@ def edit(ctx: typer.Context, state: StateArg, scope: ScopeOpt = None) -> None:
     target = session.state(state, scope)
     name = describe(state, scope)
     original = target.get_all()
+    import tempfile  # here, not at the top: `qstate get` should not pay for it
+
     handle, path_name = tempfile.mkstemp(prefix="qstate-edit-", suffix=".json")
     path = Path(path_name)
     with os.fdopen(handle, "w", encoding="utf-8") as file:
@@ -69,6 +68,9 @@ def edit(ctx: typer.Context, state: StateArg, scope: ScopeOpt = None) -> None:
 
 
 def _run_editor(path: Path) -> None:
+    import shlex
+    import subprocess
+
     command = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
     try:
         result = subprocess.run([*shlex.split(command), str(path)], check=False)
