@@ -7,8 +7,8 @@ import re
 from ._errors import ConfigError
 
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
-_USERINFO_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*://[^/@?#]*?:)[^/@?#]*@")
-_QUERY_PASSWORD = re.compile(r"([?&](?:password|pass|pwd)=)[^&#]*", re.IGNORECASE)
+_USERINFO_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^/@?#\s]*?:)[^/@?#\s]*@")
+_QUERY_PASSWORD = re.compile(r"([?&](?:password|pass|pwd)=)[^&#\s]*", re.IGNORECASE)
 
 
 def scheme_of(url: str) -> str:
@@ -23,6 +23,9 @@ def scheme_of(url: str) -> str:
 
 
 def redact(url: str) -> str:
-    """``url`` with any password replaced by ``***``, for messages and prompts."""
+    """``url`` (or any text with URLs in it) with every password replaced by ``***``.
+
+    Used for messages, prompts and shell history.
+    """
     url = _USERINFO_PASSWORD.sub(r"\1***@", url)
     return _QUERY_PASSWORD.sub(r"\1***", url)

@@ -96,6 +96,8 @@ def main(
         typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
     ] = False,
 ) -> None:
+    if isinstance(ctx.obj, Session):
+        return  # run by the shell, on the shell's own session and registry
     session = Session(
         url=url,
         output=Output(requested=Mode.json if json_output else output, no_color=no_color),
@@ -113,13 +115,16 @@ def one_line(error: BaseException) -> str:
     return " ".join(text.split())
 
 
-def run(argv: list[str] | None = None) -> int:
-    """Run ``qstate`` with ``argv``; return the exit code (never a traceback for
-    a user mistake: errors become one line on stderr and a documented code)."""
-    args = sys.argv[1:] if argv is None else argv
-    debug = "--debug" in args[: args.index("--")] if "--" in args else "--debug" in args
+def invoke(args: list[str], session: Session | None = None) -> int:
+    """Run the app on ``args`` and return the exit code: the one error boundary.
+
+    Never a traceback for a user mistake: errors become one line on stderr and a
+    documented code. The shell passes its own ``session`` (and so its registry).
+    """
+    before_separator = args[: args.index("--")] if "--" in args else args
+    debug = "--debug" in before_separator or (session is not None and session.debug)
     try:
-        result = app(args=args, prog_name="qstate", standalone_mode=False)
+        result = app(args=args, prog_name="qstate", standalone_mode=False, obj=session)
     except ClickUsageError as error:
         hint = f" (see: {error.ctx.command_path} --help)" if error.ctx is not None else ""
         print(f"qstate: error: {one_line(error)}{hint}", file=sys.stderr)
@@ -145,6 +150,11 @@ def run(argv: list[str] | None = None) -> int:
         )
         return ExitCode.INTERNAL
     return result if isinstance(result, int) else ExitCode.OK
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run ``qstate`` with ``argv`` (default: the process's arguments)."""
+    return invoke(sys.argv[1:] if argv is None else argv)
 
 
 def entry_point() -> None:

@@ -47,7 +47,8 @@ class Output:
         return choose_mode(self.requested, terminal=self.terminal, single_value=single_value)
 
     def console(self) -> Console:
-        if self._console is None:
+        """A rich console on the current stdout (the shell swaps stdout per command)."""
+        if self._console is None or self._console.file is not sys.stdout:
             from rich.console import Console
 
             self._console = Console(

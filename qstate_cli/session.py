@@ -20,6 +20,11 @@ class Session:
     debug: bool = False
     _registry: StateRegistry | None = field(default=None, repr=False)
 
+    @classmethod
+    def around(cls, registry: StateRegistry, output: Output) -> Session:
+        """A session on a registry someone else owns (the embedded shell's)."""
+        return cls(url=registry.url, output=output, _registry=registry)
+
     def registry(self) -> StateRegistry:
         """The registry for ``--url`` (else ``QSTATE_URL``, config file, default)."""
         if self._registry is None:

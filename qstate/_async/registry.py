@@ -49,6 +49,17 @@ class AsyncStateRegistry:
         """Every non-empty state (name, scope, key count, TTL) whose name has ``prefix``."""
         return await self._backend.list_states(prefix)
 
+    def shell(self, state: str | None = None, scope: str | None = None) -> int:
+        """Open the interactive ``qstate`` shell on this registry, inside this program.
+
+        This is how the states of a running program, memory ones included, can be
+        inspected and changed by hand. Returns the shell's exit status. Only the
+        sync ``StateRegistry`` can host the shell.
+        """
+        from qstate_cli.shell import embedded_shell
+
+        return embedded_shell(self, state, scope)
+
     async def aclose(self) -> None:
         """Release the backend's connections."""
         await self._backend.aclose()

@@ -1,0 +1,45 @@
+"""``shell``: the interactive shell (see ``qstate_cli.shell``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from qstate._keys import check_name, check_scope
+
+from ..completion import complete_state
+from ..options import ScopeOpt
+from ._common import session_of
+
+
+def shell(
+    ctx: typer.Context,
+    state: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[STATE]",
+            help="The state to start on (commands then act on it).",
+            autocompletion=complete_state,
+            show_default=False,
+        ),
+    ] = None,
+    scope: ScopeOpt = None,
+) -> None:
+    """Open the interactive shell: the same commands, with completion and history.
+
+    From a pipe (qstate shell < script) it runs the lines and exits with the
+    first failing line's code.
+    """
+    from ..shell.grammar import Current
+    from ..shell.loop import run_shell
+
+    if state is not None:
+        check_name(state)
+        check_scope(scope)
+    session = session_of(ctx)
+    raise typer.Exit(run_shell(session, Current(state, scope)))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("shell")(shell)

@@ -1,0 +1,45 @@
+"""One-line syntax of each command, for the shell's bottom toolbar (pure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+SHELL_SYNTAX = {
+    "use": "use STATE [--scope SCOPE]   switch the current state",
+    "help": "help [COMMAND]",
+    "exit": "exit   (or Ctrl-D)",
+    "quit": "quit   (or Ctrl-D)",
+}
+
+
+def command_syntax(name: str, command: Any, *, implicit_state: bool) -> str:
+    """``set [--scope S] KEY VALUE [--string] [--ttl T]``-style usage of a click command."""
+    arguments, options = [], []
+    for param in command.params:
+        if getattr(param, "param_type_name", "") == "argument":
+            metavar = param.metavar or param.name.upper()
+            if implicit_state and metavar == "STATE":
+                continue
+            arguments.append(metavar)
+        else:
+            long = [opt for opt in param.opts if opt.startswith("--")]
+            if not long or long[0] == "--help":
+                continue
+            value = "" if param.is_flag else " " + (param.metavar or param.name.upper())
+            options.append(f"[{long[0]}{value}]")
+    return " ".join([name, *arguments, *options])
+
+
+def line_syntax(words: list[str], commands: dict[str, Any], *, implicit_state: bool) -> str:
+    """The hint for the line being typed (empty when the command is unknown)."""
+    if not words:
+        return (
+            "commands: " + " ".join(sorted([*commands, *SHELL_SYNTAX])) + "   help CMD for details"
+        )
+    name = words[0]
+    if name in SHELL_SYNTAX:
+        return SHELL_SYNTAX[name]
+    command = commands.get(name)
+    if command is None:
+        return ""
+    return command_syntax(name, command, implicit_state=implicit_state)
