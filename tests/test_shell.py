@@ -213,7 +213,8 @@ class Terminal:
     def exit_status(self) -> int | None:
         self.child.expect(pexpect.EOF)
         self.child.close()
-        return self.child.exitstatus
+        status: int | None = self.child.exitstatus
+        return status
 
 
 def test_shell_in_a_real_terminal(tmp_path: Path) -> None:
