@@ -19,6 +19,7 @@ from ._errors import (
     QStateError,
     UsageError,
 )
+from ._inject import Scope
 from ._model import StateInfo
 from ._sync.registry import StateRegistry
 from ._sync.state import State
@@ -37,6 +38,7 @@ __all__ = [
     "InvalidNameError",
     "InvalidValueError",
     "QStateError",
+    "Scope",
     "State",
     "StateInfo",
     "StateRegistry",

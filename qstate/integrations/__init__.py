@@ -1,0 +1,1 @@
+"""Integrations with task frameworks; each imports its framework only when used."""
