@@ -352,3 +352,42 @@ def test_version_and_help() -> None:
     runner = CliRunner()
     assert runner.invoke(app, ["--version"]).stdout.startswith("qstate ")
     assert "Inspect and edit qstate states" in runner.invoke(app, ["--help"]).stdout
+
+
+def test_doctor_reports_a_healthy_backend(cli: Cli) -> None:
+    cli("set", "MyState", "a", "1")
+    result = cli.runner.invoke(app, ["--url", cli.url, "--json", "doctor"])
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["healthy"] is True
+    assert report["reachable"] is True
+    assert report["round_trip_ms"] >= 0
+    assert report["states"] == 1
+    if cli.url.startswith("file:"):
+        assert report["integrity"] == "ok"
+        assert report["journal_mode"] == "wal"
+    else:
+        assert report["mode"] == "standalone"
+        assert report["redis"]
+
+
+def test_doctor_on_unusable_backends(tmp_path: Path) -> None:
+    runner = CliRunner()
+    down = runner.invoke(app, ["--url", "redis://127.0.0.1:1/0?timeout=0.3", "--json", "doctor"])
+    assert down.exit_code == 3
+    assert json.loads(down.stdout)["reachable"] is False
+    broken = tmp_path / "broken.db"
+    broken.write_bytes(b"SQLite format 3\x00" + b"\x00" * 4000)  # a header, then garbage
+    corrupt = runner.invoke(app, ["--url", f"file:{broken}", "--json", "doctor"])
+    assert corrupt.exit_code == 3
+    assert "problem" in json.loads(corrupt.stdout)
+    assert runner.invoke(app, ["--url", "nowhere", "doctor"]).exit_code == 2
+
+
+@pytest.mark.redis
+def test_doctor_reports_the_cluster_state(redis_cluster: list[Any]) -> None:
+    url = f"redis+cluster://127.0.0.1:{redis_cluster[0].port}"
+    result = CliRunner().invoke(app, ["--url", url, "--json", "doctor"])
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert (report["mode"], report["cluster_state"]) == ("cluster", "ok")

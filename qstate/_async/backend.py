@@ -12,6 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 from .._codec import JSONValue
 from .._keys import StateKey
@@ -77,6 +78,14 @@ class AsyncBackend(ABC):
         async with self.transaction(key, ttl) as current:
             current.clear()
             current.update(data)
+
+    async def health(self) -> dict[str, Any]:
+        """Facts for ``qstate doctor`` (server version, integrity...).
+
+        Raises BackendUnavailableError or CorruptDataError when the store is
+        unusable; the default backend has nothing to report.
+        """
+        return {}
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Release connections; the default backend holds none."""

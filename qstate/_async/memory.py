@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 from .._codec import JSONValue, copy_value
 from .._keys import StateKey
@@ -150,6 +151,9 @@ class AsyncMemoryBackend(AsyncBackend):
                     doc.dead = True
                     self._docs.pop(key, None)
                     self._expiring.pop(key, None)
+
+    async def health(self) -> dict[str, Any]:
+        return {"states": len(self._docs), "note": "in this process only"}
 
     # -- reads -------------------------------------------------------------
 

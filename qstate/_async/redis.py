@@ -13,24 +13,25 @@ ConflictError rather than overwrite what others wrote meanwhile. See
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import random
 import time
 from asyncio import sleep
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialWithJitterBackoff
+from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
 
 from .. import _redis_layout as layout
 from .._codec import JSONValue, decode, encode
-from .._errors import ConflictError, CorruptDataError
+from .._errors import BackendUnavailableError, ConflictError, CorruptDataError, QStateError
 from .._keys import StateKey
 from .._model import (
     MISSING,
@@ -72,15 +73,12 @@ class AsyncRedisBackend(AsyncBackend):
         if self.options.cluster:
             self._client: Any = RedisCluster.from_url(self.options.client_url, **common)
         else:
-            # One quick retry, for connection errors only: it replaces a pooled
-            # connection that died with a server restart. Timeouts are not retried,
-            # so an outage costs at most ``timeout`` per operation.
-            retry = Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.1), 1)
+            # No blanket retries: redis-py would resend an incr whose reply was
+            # lost, applying it twice. qstate retries idempotent operations itself
+            # (see _once_more); timeouts are never retried, so an outage costs at
+            # most ``timeout`` per operation.
             self._client = Redis.from_url(
-                self.options.client_url,
-                retry=retry,
-                retry_on_error=[RedisConnectionError],
-                **common,
+                self.options.client_url, retry=Retry(NoBackoff(), 0), **common
             )
         # Scripts are run with EVALSHA directly (redis-py's Script wrapper costs
         # more per call than the script itself) and loaded on NOSCRIPT.
@@ -108,8 +106,28 @@ class AsyncRedisBackend(AsyncBackend):
             await self._client.script_load(script.source)
             return await self._client.evalsha(script.sha, 2, *keys, *args)
 
+    async def _once_more(self, call: Callable[[], Any], *, idempotent: bool = True) -> Any:
+        """Run ``call``; if its connection turns out dead (say the server restarted
+        since it was pooled), run it once more on a new one, when that is safe.
+
+        An operation that is not idempotent (incr, a commit) is not resent: its
+        first attempt may have been applied with only the reply lost.
+        """
+        try:
+            return await call()
+        except RedisConnectionError:
+            if not idempotent:
+                raise
+            return await call()
+
     async def _write(
-        self, script: _Script, key: StateKey, args: list[Any], field: str = ""
+        self,
+        script: _Script,
+        key: StateKey,
+        args: list[Any],
+        field: str = "",
+        *,
+        idempotent: bool = True,
     ) -> Any:
         """Run a write script, waiting while a transaction holds the state's lock."""
         keys = self._keys(key)
@@ -117,7 +135,9 @@ class AsyncRedisBackend(AsyncBackend):
         pause = 0.001
         while True:
             try:
-                return await self._eval(script, keys, args)
+                return await self._once_more(
+                    lambda: self._eval(script, keys, args), idempotent=idempotent
+                )
             except RedisError as exc:
                 error = translate(exc, self.url, key, field)
                 if not isinstance(error, StateLocked):
@@ -155,7 +175,7 @@ class AsyncRedisBackend(AsyncBackend):
 
     async def get(self, key: StateKey, field: str) -> JSONValue | _Missing:
         try:
-            raw = await self._client.hget(self._key(key), field)
+            raw = await self._once_more(lambda: self._client.hget(self._key(key), field))
         except RedisError as exc:
             raise translate(exc, self.url, key) from exc
         if raw is None:
@@ -167,7 +187,7 @@ class AsyncRedisBackend(AsyncBackend):
 
     async def get_all(self, key: StateKey) -> Document:
         try:
-            mapping = await self._client.hgetall(self._key(key))
+            mapping = await self._once_more(lambda: self._client.hgetall(self._key(key)))
         except RedisError as exc:
             raise translate(exc, self.url, key) from exc
         flat = [item for pair in mapping.items() for item in pair]
@@ -227,7 +247,7 @@ class AsyncRedisBackend(AsyncBackend):
         add(MISSING, amount, field)  # refuses a bad amount before any round trip
         is_float = "1" if type(amount) is float else "0"
         args = [field, encode(amount), is_float, self._ttl_ms(ttl)]
-        reply = await self._write(self._incr, key, args, field)
+        reply = await self._write(self._incr, key, args, field, idempotent=False)
         result: int | float = reply if type(reply) is int else decode(reply)
         return result
 
@@ -241,8 +261,14 @@ class AsyncRedisBackend(AsyncBackend):
         deadline = time.monotonic() + self.options.lock_wait
         pause = 0.001
         while True:
-            with mapped_errors(self.url, key):
+            try:
                 reply = await self._eval(self._acquire_script, keys, [token, lease_ms])
+            except RedisError as exc:
+                # It may have taken the lock before the connection failed: give
+                # it back, if that can be done, rather than block for a lease.
+                with contextlib.suppress(RedisError, QStateError):
+                    await self._release(key, token)
+                raise translate(exc, self.url, key) from exc
             if reply[0] == 1:
                 flat = reply[1]
                 try:
@@ -275,7 +301,9 @@ class AsyncRedisBackend(AsyncBackend):
 
     async def _release(self, key: StateKey, token: str) -> None:
         with mapped_errors(self.url, key):
-            await self._eval(self._release_script, self._keys(key), [token])
+            await self._once_more(
+                lambda: self._eval(self._release_script, self._keys(key), [token])
+            )
 
     def _decode_raw(self, raw: dict[str, bytes], key: StateKey) -> Document:
         try:
@@ -315,6 +343,29 @@ class AsyncRedisBackend(AsyncBackend):
         if not committed:
             raise self._lease_expired(key)
         return new
+
+    async def health(self) -> dict[str, Any]:
+        with mapped_errors(self.url):
+            if self.options.cluster:
+                cluster = await self._client.cluster_info()
+                facts: dict[str, Any] = {
+                    "mode": "cluster",
+                    "cluster_state": cluster.get("cluster_state"),
+                    "masters": cluster.get("cluster_size"),
+                }
+                if facts["cluster_state"] != "ok":
+                    raise BackendUnavailableError(
+                        f"Redis Cluster at {self.url} is in state {facts['cluster_state']!r}"
+                    )
+                return facts
+            server = await self._client.info("server")
+            persistence = await self._client.info("persistence")
+        return {
+            "mode": server.get("redis_mode", "standalone"),
+            "redis": server.get("redis_version"),
+            "aof": bool(persistence.get("aof_enabled")),
+            "prefix": self._prefix,
+        }
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -13,6 +13,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
+from typing import Any
 
 from .._codec import JSONValue
 from .._keys import StateKey
@@ -76,6 +77,14 @@ class Backend(ABC):
         with self.transaction(key, ttl) as current:
             current.clear()
             current.update(data)
+
+    def health(self) -> dict[str, Any]:
+        """Facts for ``qstate doctor`` (server version, integrity...).
+
+        Raises BackendUnavailableError or CorruptDataError when the store is
+        unusable; the default backend has nothing to report.
+        """
+        return {}
 
     def close(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Release connections; the default backend holds none."""

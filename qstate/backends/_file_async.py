@@ -91,5 +91,8 @@ class AsyncFileBackend(AsyncBackend):
             conn, _ = begun.result()
             asyncio.get_running_loop().run_in_executor(None, self.sync.abort, conn)
 
+    async def health(self) -> dict[str, Any]:
+        return await asyncio.to_thread(self.sync.health)
+
     async def aclose(self) -> None:
         await asyncio.to_thread(self.sync.close)

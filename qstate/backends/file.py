@@ -429,6 +429,26 @@ class FileBackend(Backend):
             raise
         return self.commit(conn, key, new, expires, ttl)
 
+    def health(self) -> dict[str, Any]:
+        def check(conn: sqlite3.Connection) -> dict[str, Any]:
+            integrity = [row[0] for row in conn.execute("PRAGMA integrity_check")]
+            return {
+                "path": str(self.path.resolve()),
+                "sqlite": sqlite3.sqlite_version,
+                "journal_mode": conn.execute("PRAGMA journal_mode").fetchone()[0],
+                "synchronous": self._synchronous,
+                "layout": conn.execute("PRAGMA user_version").fetchone()[0],
+                "size_bytes": self.path.stat().st_size,
+                "integrity": "ok" if integrity == ["ok"] else "; ".join(integrity[:5]),
+            }
+
+        facts = self._read(check)
+        if facts["integrity"] != "ok":
+            raise CorruptDataError(
+                f"{self.path} fails PRAGMA integrity_check: {facts['integrity']}"
+            )
+        return facts
+
     def close(self) -> None:
         """Close pooled connections and this thread's reader (others close with their thread)."""
         idle, self._idle = self._idle, []

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from . import edit, live, read, shell, transfer, write
+from . import doctor, edit, live, read, shell, transfer, write
 
 
 def register_all(app: typer.Typer) -> None:
-    for module in (read, write, transfer, live, edit, shell):
+    for module in (read, write, transfer, live, edit, shell, doctor):
         module.register(app)
