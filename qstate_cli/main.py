@@ -17,6 +17,7 @@ from typer._click.exceptions import UsageError as ClickUsageError
 from typer.core import TyperGroup
 
 from qstate import QStateError, __version__
+from qstate._urls import redact
 
 from .commands import register_all
 from .errors import CliError, exit_code_for
@@ -111,8 +112,10 @@ register_all(app)
 
 
 def one_line(error: BaseException) -> str:
+    """An error as one line, with any URL password in it (even one the user typed
+    where a name was expected) replaced by ``***``."""
     text = str(error).strip() or type(error).__name__
-    return " ".join(text.split())
+    return redact(" ".join(text.split()))
 
 
 def invoke(args: list[str], session: Session | None = None) -> int:

@@ -170,7 +170,7 @@ class Shell:
 
 
 def _error(message: str, code: int) -> int:
-    print(f"qstate: error: {message}", file=sys.stderr)
+    print(f"qstate: error: {redact(message)}", file=sys.stderr)
     return code
 
 
