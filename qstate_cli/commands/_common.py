@@ -7,7 +7,8 @@ from typing import Any
 import typer
 
 from ..errors import Refused
-from ..render import state_title
+from ..output import Output
+from ..render import Mode, json_text, state_plain, state_table, state_title
 from ..session import Session
 
 
@@ -37,6 +38,17 @@ def confirm(session: Session, question: str, *, yes: bool, action: str) -> None:
         agreed = False
     if not agreed:
         raise Refused(f"did not {action}: not confirmed")
+
+
+def print_state(out: Output, name: str, scope: str | None, data: dict[str, Any]) -> None:
+    """A whole state, in the output's mode (table, one JSON document, or key<TAB>value)."""
+    mode = out.mode()
+    if mode is Mode.table:
+        out.renderable(state_table(name, scope or "", data))
+    elif mode is Mode.json:
+        out.data(json_text(data))
+    else:
+        out.data(state_plain(data))
 
 
 def state_payload(name: str, scope: str | None, **fields: Any) -> dict[str, Any]:

@@ -8,8 +8,8 @@ import typer
 
 from ..errors import NotFound
 from ..options import OptionalKeyArg, ScopeOpt, StateArg
-from ..render import Mode, json_text, list_json, list_plain, list_table, state_plain, state_table
-from ._common import describe, session_of
+from ..render import Mode, json_text, list_json, list_plain, list_table
+from ._common import describe, print_state, session_of
 
 _ABSENT = object()
 
@@ -52,13 +52,7 @@ def get(
     data = target.get_all()
     if not data:
         raise NotFound(f"state {describe(state, scope)} not found (it holds no keys)")
-    mode = out.mode()
-    if mode is Mode.table:
-        out.renderable(state_table(state, scope or "", data))
-    elif mode is Mode.json:
-        out.data(json_text(data))
-    else:
-        out.data(state_plain(data))
+    print_state(out, state, scope, data)
 
 
 def register(app: typer.Typer) -> None:

@@ -10,9 +10,9 @@ import typer
 from ..completion import complete_key
 from ..errors import BadInput
 from ..options import KeyArg, ScopeOpt, StateArg, YesOpt
-from ..render import Mode, json_text, state_plain, state_table
+from ..render import json_text
 from ..values import parse_assignment, parse_document, parse_value
-from ._common import confirm, describe, session_of, state_payload
+from ._common import confirm, describe, print_state, session_of, state_payload
 
 StringOpt = Annotated[
     bool, typer.Option("--string", help="Store values as strings, without parsing JSON.")
@@ -73,17 +73,7 @@ def update(
     if not mapping:
         raise BadInput("nothing to update: give KEY=VALUE pairs or --json")
     data = session.registry().state(state, scope=scope, ttl=ttl).update(mapping)
-    _print_state(session.output, state, scope, data)
-
-
-def _print_state(out: Any, state: str, scope: str | None, data: dict[str, Any]) -> None:
-    mode = out.mode()
-    if mode is Mode.table:
-        out.renderable(state_table(state, scope or "", data))
-    elif mode is Mode.json:
-        out.data(json_text(data))
-    else:
-        out.data(state_plain(data))
+    print_state(session.output, state, scope, data)
 
 
 def delete(
