@@ -51,6 +51,7 @@ def fresh_environment(directory: Path) -> Path:
         [python, "-m", "pip", "install", "-q", f"{HERE.parent}[redis]"],
         check=True,
         stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     return python
 

@@ -13,7 +13,7 @@ import pytest
 QSTATE = str(Path(sys.executable).parent / "qstate")
 
 
-def qstate(
+def run_qstate(
     *args: str, cwd: Path, input: str | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if k != "QSTATE_URL"}
@@ -21,6 +21,9 @@ def qstate(
     return subprocess.run(
         [QSTATE, *args], cwd=cwd, input=input, capture_output=True, text=True, env=environment
     )
+
+
+qstate = run_qstate
 
 
 def test_the_default_backend_needs_no_setup(tmp_path: Path) -> None:
@@ -32,31 +35,45 @@ def test_the_default_backend_needs_no_setup(tmp_path: Path) -> None:
     assert (tmp_path / ".qstate" / "state.db").is_file()
 
 
-def test_stdout_is_pure_in_a_pipe(tmp_path: Path) -> None:
-    qstate("update", "MyState", "a=1", "b=Юникод", cwd=tmp_path)
-    whole = qstate("get", "MyState", cwd=tmp_path)
+@pytest.fixture(params=["file", pytest.param("redis", marks=pytest.mark.redis)])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """The environment that points the executable at each backend (QSTATE_URL)."""
+    if request.param == "file":
+        return {"QSTATE_URL": f"file:{tmp_path}/state.db"}
+    return {"QSTATE_URL": request.getfixturevalue("redis_url")}
+
+
+def test_stdout_is_pure_in_a_pipe(tmp_path: Path, backend: dict[str, str]) -> None:
+    def qstate(*args: str) -> subprocess.CompletedProcess[str]:
+        return run_qstate(*args, cwd=tmp_path, env=backend)
+
+    qstate("update", "MyState", "a=1", "b=Юникод")
+    whole = qstate("get", "MyState")
     assert json.loads(whole.stdout) == {"a": 1, "b": "Юникод"}, "one JSON document"
     assert whole.stderr == ""
-    assert qstate("get", "MyState", "b", cwd=tmp_path).stdout == "Юникод\n", "plain value"
-    forced = qstate("--json", "get", "MyState", "b", cwd=tmp_path)
+    assert qstate("get", "MyState", "b").stdout == "Юникод\n", "plain value"
+    forced = qstate("--json", "get", "MyState", "b")
     assert json.loads(forced.stdout) == "Юникод"
-    listed = qstate("--output", "json", "list", cwd=tmp_path)
+    listed = qstate("--output", "json", "list")
     assert json.loads(listed.stdout)[0]["state"] == "MyState"
-    assert qstate("delete", "MyState", "a", cwd=tmp_path).stdout == ""
+    assert qstate("delete", "MyState", "a").stdout == ""
 
 
-def test_exit_codes_in_a_real_process(tmp_path: Path) -> None:
-    qstate("set", "MyState", "a", "1", cwd=tmp_path)
-    assert qstate("get", "MyState", "a", cwd=tmp_path).returncode == 0
-    assert qstate("get", "MyState", "missing", cwd=tmp_path).returncode == 1
-    assert qstate("get", "Missing", cwd=tmp_path).returncode == 1
-    assert qstate("frobnicate", cwd=tmp_path).returncode == 2
-    assert qstate("--url", "redis://127.0.0.1:1/0", "get", "S", cwd=tmp_path).returncode == 3
-    assert qstate("wait", "-t", "0.1", "MyState", "a=2", cwd=tmp_path).returncode == 4
-    refused = qstate("clear", "MyState", cwd=tmp_path, input="y\n")
+def test_exit_codes_in_a_real_process(tmp_path: Path, backend: dict[str, str]) -> None:
+    def qstate(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        return run_qstate(*args, cwd=tmp_path, env=backend, input=input)
+
+    qstate("set", "MyState", "a", "1")
+    assert qstate("get", "MyState", "a").returncode == 0
+    assert qstate("get", "MyState", "missing").returncode == 1
+    assert qstate("get", "Missing").returncode == 1
+    assert qstate("frobnicate").returncode == 2
+    assert qstate("--url", "redis://127.0.0.1:1/0", "get", "S").returncode == 3
+    assert qstate("wait", "-t", "0.1", "MyState", "a=2").returncode == 4
+    refused = qstate("clear", "MyState", input="y\n")
     assert refused.returncode == 5, "stdin is not a terminal: nobody can confirm"
-    assert qstate("get", "MyState", "a", cwd=tmp_path).stdout == "1\n"
-    for result in (refused, qstate("frobnicate", cwd=tmp_path)):
+    assert qstate("get", "MyState", "a").stdout == "1\n"
+    for result in (refused, qstate("frobnicate")):
         assert len(result.stderr.strip().splitlines()) == 1
         assert result.stderr.startswith("qstate: error: ")
 
