@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -117,8 +116,3 @@ def check_ttl(ttl: object) -> float | None:
     if type(ttl) not in (int, float) or not 0 < ttl < 10**9:  # type: ignore[operator]
         raise InvalidValueError(f"ttl must be a positive number of seconds or None, not {ttl!r}")
     return float(ttl)  # type: ignore[arg-type]
-
-
-def expires_at(ttl: float | None) -> float | None:
-    """Wall-clock expiry (epoch seconds) of a write made now with ``ttl``."""
-    return None if ttl is None else time.time() + ttl
