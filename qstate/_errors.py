@@ -8,7 +8,7 @@ Catch ``QStateError`` to handle anything qstate reports. The tree::
     ├── InvalidNameError         a state name, scope or key qstate cannot store
     ├── InvalidValueError        a value that is not a JSON value
     ├── CorruptDataError         stored data that qstate did not write
-    ├── ConflictError            an optimistic write lost a race too many times
+    ├── ConflictError            a lock held too long, or a transaction's lease lost
     └── UsageError               an API misuse, such as writing to a state
                                  inside that state's own transaction()
 
@@ -45,7 +45,7 @@ class CorruptDataError(QStateError):
 
 
 class ConflictError(QStateError):
-    """Another writer changed the state first, more often than the retry budget."""
+    """A state stayed locked past the wait limit, or a transaction lost its lock."""
 
 
 class UsageError(QStateError):

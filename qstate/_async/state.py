@@ -150,8 +150,8 @@ class AsyncState:
         """Atomically replace the state by ``fn(copy_of_state)``; return the new state.
 
         ``fn`` is a plain function. It may return a new dict, or change its
-        argument and return ``None``. On optimistic backends it can run more
-        than once, so it must not have side effects.
+        argument and return ``None``. It runs once, under the state's lock, so
+        it should be quick; raising discards the change.
         """
         if OPEN_TRANSACTIONS.get():
             check_not_blocked(self._backend, self._key, write=True)
