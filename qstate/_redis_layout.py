@@ -154,18 +154,22 @@ CLEAR = _UNLESS_LOCKED + "return redis.call('DEL', KEYS[1])"
 INCR = (
     _UNLESS_LOCKED
     + """
-local cur = redis.call('HGET', KEYS[1], ARGV[1])
-local n, is_float = 0, ARGV[3] == '1'
-if not is_float and (not cur or string.match(cur, '^%-?%d+$')) then
-  -- the common case, integers: HINCRBY does the arithmetic and the formatting
-  local r = (tonumber(cur) or 0) + tonumber(ARGV[2])
-  if r > 9007199254740991 or r < -9007199254740991 then
-    return redis.error_reply('QSTATE_RANGE')
+local is_float = ARGV[3] == '1'
+if not is_float then
+  -- the common case, an integer on an integer (or a missing key): HINCRBY does
+  -- it all; it refuses anything else (a float, a string, null), handled below
+  local v = redis.pcall('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
+  if type(v) == 'number' then
+    if v > 9007199254740991 or v < -9007199254740991 then
+      redis.call('HINCRBY', KEYS[1], ARGV[1], -tonumber(ARGV[2]))  -- undo, unseen
+      return redis.error_reply('QSTATE_RANGE')
+    end
+    if ARGV[4] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
+    return v
   end
-  local v = redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
-  if ARGV[4] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
-  return v
 end
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+local n = 0
 if cur and cur ~= 'null' then
   if string.match(cur, '^%-?%d+$') then
     n = tonumber(cur)

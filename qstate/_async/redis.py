@@ -135,9 +135,14 @@ class AsyncRedisBackend(AsyncBackend):
         pause = 0.001
         while True:
             try:
-                return await self._once_more(
-                    lambda: self._eval(script, keys, args), idempotent=idempotent
-                )
+                try:  # _once_more and _eval inlined: this is every write's path
+                    return await self._client.evalsha(script.sha, 2, *keys, *args)
+                except RedisConnectionError:
+                    if not idempotent:
+                        raise
+                    return await self._eval(script, keys, args)
+                except NoScriptError:
+                    return await self._eval(script, keys, args)
             except RedisError as exc:
                 error = translate(exc, self.url, key, field)
                 if not isinstance(error, StateLocked):
