@@ -269,9 +269,13 @@ class FileBackend(Backend):
             except AttributeError:
                 conn = self._reader()
             row = conn.execute(sql.GET, (key[0], key[1], field, time.time())).fetchone()
+            if row is None:
+                return MISSING
+            return decode(row[0])  # _decode inlined too
         except (sqlite3.Error, OSError) as exc:
             raise sql.translate(exc, self.path) from exc
-        return MISSING if row is None else self._decode(row[0], key, field)
+        except CorruptDataError:
+            return self._decode(row[0], key, field)  # raises again, saying where
 
     def get_all(self, key: StateKey) -> Document:
         return self._read(self._read_all, key, time.time())[0]
