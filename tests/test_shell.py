@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import subprocess
@@ -409,3 +410,33 @@ def test_embedded_shell_needs_a_sync_registry() -> None:
 
     with pytest.raises(UsageError, match="StateRegistry"):
         AsyncStateRegistry("memory://").shell()
+
+
+def test_progress_bar_and_live_watch_on_a_terminal(tmp_path: Path) -> None:
+    """export shows a progress bar on a terminal (stderr) while stdout goes to a file;
+    watch redraws a live table as the state changes."""
+    url = f"file:{tmp_path}/state.db"
+    states = [{"state": f"S{i}", "data": {"k": i}} for i in range(300)]
+    dump = json.dumps({"qstate_export": 1, "states": states})
+    imported = subprocess.run(
+        [QSTATE, "--url", url, "import", "-"], input=dump, capture_output=True, text=True
+    )
+    assert (
+        imported.stderr
+        == "imported 300 state(s): 300 keys added, 0 keys changed, 0 keys removed\n"
+    )
+    shown = pexpect.run(
+        f"bash -c '{QSTATE} --url {url} export > {tmp_path}/out.json'",
+        env={**os.environ, "TERM": "xterm"}, timeout=30,
+    ).decode()  # fmt: skip
+    assert "exporting" in shown
+    assert "100%" in shown
+    assert len(json.loads((tmp_path / "out.json").read_text())["states"]) == 300
+    watch = pexpect.spawn(
+        QSTATE, ["--url", url, "watch", "--interval", "0.05", "--count", "2", "S1"],
+        env={**os.environ, "TERM": "xterm"}, encoding="utf-8", timeout=15,
+    )  # fmt: skip
+    watch.expect("│ 1 ")
+    subprocess.run([QSTATE, "--url", url, "set", "S1", "k", "changed"], check=True)
+    watch.expect('"changed"')
+    watch.expect(pexpect.EOF)

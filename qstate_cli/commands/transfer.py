@@ -31,6 +31,8 @@ from ..render import json_text
 from ..session import Session
 from ._common import confirm, session_of
 
+DETAILED_REPORT = 20
+"""Up to this many states, import reports each one on stderr; beyond, only totals."""
 FORMAT_KEY = "qstate_export"
 FORMAT_VERSION = 1
 
@@ -185,13 +187,18 @@ def _report(session: Session, changes: list[dict[str, Any]], *, dry_run: bool) -
     if session.output.json_requested:
         session.output.data(json_text({"dry_run": dry_run, "states": changes}))
         return
-    for change in changes:
-        counts = ", ".join(
-            f"{len(change[kind])} {kind}" for kind in ("added", "changed", "removed")
-        )
-        scope = f" [{change['scope']}]" if change["scope"] else ""
-        session.output.message(f"{verb} {change['state']}{scope}: {counts}")
-    session.output.message(f"{verb} {len(changes)} state(s)")
+    if len(changes) <= DETAILED_REPORT:
+        for change in changes:
+            counts = ", ".join(
+                f"{len(change[kind])} {kind}" for kind in ("added", "changed", "removed")
+            )
+            scope = f" [{change['scope']}]" if change["scope"] else ""
+            session.output.message(f"{verb} {change['state']}{scope}: {counts}")
+    totals = ", ".join(
+        f"{sum(len(change[kind]) for change in changes)} keys {kind}"
+        for kind in ("added", "changed", "removed")
+    )
+    session.output.message(f"{verb} {len(changes)} state(s): {totals}")
 
 
 def register(app: typer.Typer) -> None:
