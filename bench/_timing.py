@@ -57,6 +57,18 @@ def compare(
     for _ in range(repeats):
         mine.append(_rate(ours, n))
         theirs.append(_rate(baseline, n))
+    return _row(group, operation, mine, baseline_name, theirs, target)
+
+
+def _row(
+    group: str,
+    operation: str,
+    mine: list[float],
+    baseline_name: str,
+    theirs: list[float],
+    target: float | None,
+) -> Row:
+    """Medians of the rates, and of the per-repeat ratios."""
     ratios = [m / t for m, t in zip(mine, theirs, strict=True)]
     return Row(
         group,
@@ -95,16 +107,7 @@ def compare_async(
         for _ in range(repeats):
             mine.append(await rate(ours, n))
             theirs.append(await rate(baseline, n))
-        ratios = [m / t for m, t in zip(mine, theirs, strict=True)]
-        return Row(
-            group,
-            operation,
-            statistics.median(mine),
-            baseline_name,
-            statistics.median(theirs),
-            statistics.median(ratios),
-            target,
-        )
+        return _row(group, operation, mine, baseline_name, theirs, target)
 
     return asyncio.run(run())
 

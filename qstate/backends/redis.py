@@ -17,30 +17,40 @@ Other query options go to redis-py unchanged.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .._errors import ConfigError
+
+if TYPE_CHECKING:
+    from .._async.backend import AsyncBackend
+    from .._sync.backend import Backend
 
 __all__ = ["open_async", "open_sync"]
 
 
-def _redis_missing() -> ConfigError:
-    return ConfigError("the Redis backend needs redis-py: pip install 'qstate[redis]'")
-
-
-def open_sync(url: str):  # type: ignore[no-untyped-def]
+def _backend_class(flavour: str) -> Any:
+    """The backend class, or a clear ConfigError when redis-py is not installed."""
     try:
-        from .._sync.redis import RedisBackend
-    except ModuleNotFoundError as exc:
-        if exc.name == "redis" or (exc.name or "").startswith("redis."):
-            raise _redis_missing() from None
-        raise
-    return RedisBackend(url)
+        if flavour == "sync":
+            from .._sync.redis import RedisBackend
 
-
-def open_async(url: str):  # type: ignore[no-untyped-def]
-    try:
+            return RedisBackend
         from .._async.redis import AsyncRedisBackend
+
+        return AsyncRedisBackend
     except ModuleNotFoundError as exc:
         if exc.name == "redis" or (exc.name or "").startswith("redis."):
-            raise _redis_missing() from None
+            raise ConfigError(
+                "the Redis backend needs redis-py: pip install 'qstate[redis]'"
+            ) from None
         raise
-    return AsyncRedisBackend(url)
+
+
+def open_sync(url: str) -> Backend:
+    backend: Backend = _backend_class("sync")(url)
+    return backend
+
+
+def open_async(url: str) -> AsyncBackend:
+    backend: AsyncBackend = _backend_class("async")(url)
+    return backend
