@@ -17,6 +17,15 @@ StateArg = Annotated[
         show_default=False,
     ),
 ]
+OptionalStateArg = Annotated[
+    str | None,
+    typer.Argument(
+        metavar="[STATE]",
+        help="The state to start on (commands then act on it).",
+        autocompletion=complete_state,
+        show_default=False,
+    ),
+]
 ScopeOpt = Annotated[
     str | None,
     typer.Option("--scope", "-s", help="The state's scope (one document per user, chat, job...)."),

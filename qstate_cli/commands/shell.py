@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
 from qstate._keys import check_name, check_scope
 
-from ..completion import complete_state
-from ..options import ScopeOpt
+from ..options import OptionalStateArg, ScopeOpt
 from ._common import session_of
 
 
 def shell(
     ctx: typer.Context,
-    state: Annotated[
-        str | None,
-        typer.Argument(
-            metavar="[STATE]",
-            help="The state to start on (commands then act on it).",
-            autocompletion=complete_state,
-            show_default=False,
-        ),
-    ] = None,
+    state: OptionalStateArg = None,
     scope: ScopeOpt = None,
 ) -> None:
     """Open the interactive shell: the same commands, with completion and history.
