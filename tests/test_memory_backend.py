@@ -27,6 +27,8 @@ def test_a_million_scopes_leave_no_locks_behind() -> None:
             state.set("step", 1)
             state.clear()
     assert backend._docs == {}  # type: ignore[attr-defined]
+    assert Session(registry, scope="empty").update() == {}
+    assert backend._docs == {}, "an empty update creates nothing"  # type: ignore[attr-defined]
     Session(registry, scope="kept").set("a", 1)
     assert len(backend._docs) == 1  # type: ignore[attr-defined]
 

@@ -222,8 +222,7 @@ class MemoryBackend(Backend):
                 nested.add(field)
             elif nested:
                 nested.discard(field)
-        if ttl is not None:
-            self._finish(key, doc, ttl)
+        self._finish(key, doc, ttl)  # also forgets the doc an empty update() created
         result = doc.snapshot()
         doc.mutex.release()
         if self._expiring:
