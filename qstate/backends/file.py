@@ -393,11 +393,12 @@ class FileBackend(Backend):
         """Validate and write ``data`` as the whole document, then end."""
         try:
             document = check_document(data)
-            rows = [(*key, field, None, encode(value), None) for field, value in document.items()]
-            now = time.time()
-            new_expiry = now + ttl if ttl is not None else expires
+            new_expiry = time.time() + ttl if ttl is not None else expires
+            rows = [
+                (*key, field, None, encode(value), new_expiry) for field, value in document.items()
+            ]
             conn.execute(sql.DELETE_STATE, key)
-            conn.executemany(sql.UPSERT_WITH_EXPIRY, [(*r[:5], new_expiry) for r in rows])
+            conn.executemany(sql.UPSERT_WITH_EXPIRY, rows)
             conn.execute("COMMIT")
         except (sqlite3.Error, OSError) as exc:
             raise sql.translate(exc, self.path) from exc
