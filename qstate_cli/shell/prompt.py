@@ -45,6 +45,7 @@ def make_prompt_session(shell: Shell) -> PromptSession[str]:
         auto_suggest=AutoSuggestFromHistory(),
         completer=ShellCompleter(shell.commands, shell.catalog, lambda: shell.current),
         complete_while_typing=True,
+        complete_in_thread=True,  # a slow or dead backend never freezes the typing
         multiline=True,
         key_bindings=_key_bindings(),
         bottom_toolbar=lambda: shell.toolbar(session.default_buffer.text),
