@@ -57,14 +57,16 @@ class State:
             raise TypeError(
                 f"{type(self).__name__} needs an StateRegistry, not {type(registry).__name__}"
             )
-        state_name = name if name is not None else type(self).state_name
+        # A class's own name was checked once, by __init_subclass__; only an
+        # explicit name needs checking here (states are built on every injected call).
+        state_name = check_name(name) if name is not None else type(self).state_name
         if state_name is None:
             raise UsageError(
                 f"{type(self).__name__} has no state name: subclass it or pass name=..."
             )
         self._registry = registry
         self._backend = registry.backend
-        self._key = StateKey(check_name(state_name), check_scope(scope))
+        self._key = StateKey(state_name, check_scope(scope))
         self._ttl: float | None = type(self).state_ttl if ttl is UNSET else check_ttl(ttl)
 
     def __repr__(self) -> str:
