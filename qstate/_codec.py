@@ -22,7 +22,7 @@ JSONValue = Any
 MAX_SAFE_INTEGER = 2**53 - 1
 """Largest integer every JSON tool carries exactly (JavaScript, jq, most parsers)."""
 
-_MIN_SAFE = -MAX_SAFE_INTEGER
+MIN_SAFE_INTEGER = -MAX_SAFE_INTEGER
 
 MAX_DEPTH = 100
 """Deepest nesting accepted; deeper documents break other JSON tools' parsers."""
@@ -47,7 +47,7 @@ def check_value(value: Any, what: str = "value", key: str | None = None) -> JSON
     """
     t = type(value)  # fast paths for the common scalars
     if t is int:
-        if _MIN_SAFE <= value <= MAX_SAFE_INTEGER:
+        if MIN_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
             return value
     elif t is str and value.isascii():
         return value
@@ -72,7 +72,7 @@ def _checked(value: Any, depth: int) -> JSONValue:
             raise _Refused("string contains a lone surrogate and is not valid Unicode text")
         return value
     if t is int:
-        if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+        if MIN_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
             return value
         raise _Refused(
             f"integer {value} is outside ±(2**53 - 1), which JSON tools cannot carry "

@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from ._codec import MAX_SAFE_INTEGER, JSONValue, check_value
+from ._codec import MAX_SAFE_INTEGER, MIN_SAFE_INTEGER, JSONValue, check_value
 from ._errors import InvalidValueError
 from ._keys import MAX_KEY, StateKey, check_key
 
@@ -50,7 +50,7 @@ def check_document(data: Any, what: str = "state") -> Document:
 def check_own_document(data: Document, what: str) -> Document:
     """Validate a dict the caller owns, copying only its list and dict values.
 
-    A hot path (every ``update``): plain keys and scalar values are checked
+    A hot path (every ``update``): plain keys and the common scalars are checked
     inline; anything else takes the full checks, with their messages.
     """
     for k, v in data.items():
@@ -58,12 +58,19 @@ def check_own_document(data: Document, what: str) -> Document:
             check_key(k)
         t = type(v)
         if t is str:
-            if not v.isascii():
-                check_value(v, what, k)
-        elif not (
-            t is bool or v is None or (t is int and -MAX_SAFE_INTEGER <= v <= MAX_SAFE_INTEGER)
-        ):
-            data[k] = check_value(v, what, k)  # replaces a value, never adds a key
+            if v.isascii():
+                continue
+            try:
+                v.encode()  # refuses lone surrogates, the only str JSON text cannot hold
+                continue
+            except UnicodeEncodeError:
+                pass
+        elif t is int:
+            if MIN_SAFE_INTEGER <= v <= MAX_SAFE_INTEGER:
+                continue
+        elif t is bool or v is None:
+            continue
+        data[k] = check_value(v, what, k)  # replaces a value, never adds a key
     return data
 
 
@@ -91,7 +98,7 @@ def add(current: JSONValue, amount: int | float, field: str) -> int | float:
             f"cannot incr key {field!r}: it holds a {type(current).__name__}, not a number"
         )
     result: int | float = current + amount
-    if type(result) is int and not -MAX_SAFE_INTEGER <= result <= MAX_SAFE_INTEGER:
+    if type(result) is int and not MIN_SAFE_INTEGER <= result <= MAX_SAFE_INTEGER:
         raise InvalidValueError(f"incr of key {field!r} would leave the range of safe integers")
     if type(result) is float and not math.isfinite(result):
         raise InvalidValueError(f"incr of key {field!r} would overflow to {result}")

@@ -170,8 +170,14 @@ class AsyncMemoryBackend(AsyncBackend):
         doc = self._docs.get(key)
         if doc is None or (doc.expires is not None and doc.expired()):
             return {}
-        with doc.mutex:
-            return doc.snapshot()
+        # snapshot() inlined, without a with-block: this is a hot path, and
+        # copying validated values cannot raise.
+        doc.mutex.acquire()
+        data = dict(doc.data)
+        for field in doc.nested:
+            data[field] = copy_value(data[field])
+        doc.mutex.release()
+        return data
 
     async def list_states(self, prefix: str = "") -> list[StateInfo]:
         now = time.monotonic()
@@ -198,9 +204,10 @@ class AsyncMemoryBackend(AsyncBackend):
             doc.mutex.release()
         return await self._lock_for_write(key)
 
+    # set and update are the hottest paths: helpers are inlined, and _finish is
+    # only called when it has work to do (a TTL, or an empty update() on a new doc).
+
     async def set(self, key: StateKey, field: str, value: JSONValue, ttl: float | None) -> None:
-        # The hottest path: Doc.put and _unlock inlined (a set never empties a
-        # doc, so _finish is only needed for a TTL).
         doc = await self._fast_lock_for_write(key)
         doc.data[field] = value
         if type(value) in _CONTAINERS:
@@ -215,15 +222,25 @@ class AsyncMemoryBackend(AsyncBackend):
 
     async def update(self, key: StateKey, mapping: Document, ttl: float | None) -> Document:
         doc = await self._fast_lock_for_write(key)
-        doc.data.update(mapping)
+        data = doc.data
+        data.update(mapping)
         nested = doc.nested
-        for field, value in mapping.items():
-            if type(value) in _CONTAINERS:
-                nested.add(field)
-            elif nested:
-                nested.discard(field)
-        self._finish(key, doc, ttl)  # also forgets the doc an empty update() created
-        result = doc.snapshot()
+        if nested:
+            for field, value in mapping.items():
+                if type(value) in _CONTAINERS:
+                    nested.add(field)
+                else:
+                    nested.discard(field)
+        else:
+            for value in mapping.values():
+                if type(value) in _CONTAINERS:
+                    nested.update(f for f, v in mapping.items() if type(v) in _CONTAINERS)
+                    break
+        if ttl is not None or not data:
+            self._finish(key, doc, ttl)
+        result = dict(data)
+        for field in nested:
+            result[field] = copy_value(result[field])
         doc.mutex.release()
         if self._expiring:
             self._maybe_sweep()

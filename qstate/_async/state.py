@@ -13,9 +13,9 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .._codec import JSONValue, check_value
+from .._codec import MAX_SAFE_INTEGER, MIN_SAFE_INTEGER, JSONValue, check_value
 from .._errors import UsageError
-from .._keys import StateKey, check_key, check_name, check_scope
+from .._keys import MAX_KEY, StateKey, check_key, check_name, check_scope
 from .._model import MISSING, UNSET, Document, Modifier, check_own_document, check_ttl
 from .._txguard import OPEN_TRANSACTIONS, check_not_blocked, mark_transaction
 
@@ -111,7 +111,16 @@ class AsyncState:
         """Store ``value`` under ``key``."""
         if OPEN_TRANSACTIONS.get():
             check_not_blocked(self._backend, self._key, write=True)
-        await self._backend.set(self._key, check_key(key), check_value(value), self._ttl)
+        # The hottest call: check_key's and check_value's fast paths are inlined.
+        if type(key) is not str or not key.isascii() or not 0 < len(key) <= MAX_KEY:
+            check_key(key)
+        t = type(value)
+        if not (
+            (t is str and value.isascii())
+            or (t is int and MIN_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER)
+        ):
+            value = check_value(value)
+        await self._backend.set(self._key, key, value, self._ttl)
 
     async def update(
         self, mapping: Mapping[str, JSONValue] | None = None, /, **kwargs: JSONValue
