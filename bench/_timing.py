@@ -1,8 +1,10 @@
 """Shared timing and reporting for the bench scripts (medians, ratio tables).
 
 The machine is noisy, so qstate and its baseline are timed in alternation,
-repeat after repeat, and a ratio is computed per repeat: both sides of one
-ratio see the same load. The table shows the medians.
+in short repeats (who goes first alternates too), and a ratio is computed per
+repeat: both sides of one ratio see the same load, and the median of many
+short repeats shrugs off the bursts of load a few long ones would absorb.
+The table shows the medians.
 """
 
 from __future__ import annotations
@@ -54,9 +56,13 @@ def compare(
     _rate(ours, n // 10 + 1)  # warm caches and connections
     _rate(baseline, n // 10 + 1)
     mine, theirs = [], []
-    for _ in range(repeats):
-        mine.append(_rate(ours, n))
-        theirs.append(_rate(baseline, n))
+    for i in range(repeats):
+        if i % 2:  # alternate who goes first, so neither always runs on a warmer cache
+            theirs.append(_rate(baseline, n))
+            mine.append(_rate(ours, n))
+        else:
+            mine.append(_rate(ours, n))
+            theirs.append(_rate(baseline, n))
     return _row(group, operation, mine, baseline_name, theirs, target)
 
 
@@ -104,9 +110,13 @@ def compare_async(
         await rate(ours, n // 10 + 1)
         await rate(baseline, n // 10 + 1)
         mine, theirs = [], []
-        for _ in range(repeats):
-            mine.append(await rate(ours, n))
-            theirs.append(await rate(baseline, n))
+        for i in range(repeats):
+            if i % 2:
+                theirs.append(await rate(baseline, n))
+                mine.append(await rate(ours, n))
+            else:
+                mine.append(await rate(ours, n))
+                theirs.append(await rate(baseline, n))
         return _row(group, operation, mine, baseline_name, theirs, target)
 
     return asyncio.run(run())

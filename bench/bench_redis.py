@@ -138,7 +138,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer operations (noisier)")
     parser.add_argument("--url", help="use this Redis instead of a private redis-server")
     args = parser.parse_args()
-    run = {"n": 500, "repeats": 5} if args.quick else {"n": 3000, "repeats": 11}
+    run = {"n": 100, "repeats": 25} if args.quick else {"n": 300, "repeats": 101}
     if args.url:
         table = rows(args.url, run)
     else:

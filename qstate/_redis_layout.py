@@ -154,7 +154,8 @@ CLEAR = _UNLESS_LOCKED + "return redis.call('DEL', KEYS[1])"
 INCR = (
     _UNLESS_LOCKED
     + """
-local is_float = ARGV[3] == '1'
+local ttl = ARGV[3]
+local is_float = string.find(ARGV[2], '[.eE]') ~= nil
 if not is_float then
   -- the common case, an integer on an integer (or a missing key): HINCRBY does
   -- it all; it refuses anything else (a float, a string, null), handled below
@@ -164,7 +165,7 @@ if not is_float then
       redis.call('HINCRBY', KEYS[1], ARGV[1], -tonumber(ARGV[2]))  -- undo, unseen
       return redis.error_reply('QSTATE_RANGE')
     end
-    if ARGV[4] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
+    if ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
     return v
   end
 end
@@ -196,16 +197,17 @@ else
   text = string.format('%.0f', r)
 end
 redis.call('HSET', KEYS[1], ARGV[1], text)
-if ARGV[4] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
+if ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
 return text
 """
 )
-"""ARGV: field, amount, '1' if amount is a float, ttl_ms or ''.
+"""ARGV: field, amount (JSON text: a float has a '.' or an exponent), then
+ttl_ms if the state expires. Every argument sent costs the client time, so
+nothing that can be derived is sent.
 
 Returns the new value: an integer reply for integers (exact below 2**53), else
-JSON text;
-a float result is printed with 17 significant digits, which reads back as the
-same double, with '.0' added so that it stays a float.
+JSON text; a float result is printed with 17 significant digits, which reads
+back as the same double, with '.0' added so that it stays a float.
 """
 
 ACQUIRE = """

@@ -250,8 +250,9 @@ class AsyncRedisBackend(AsyncBackend):
         self, key: StateKey, field: str, amount: int | float, ttl: float | None
     ) -> int | float:
         add(MISSING, amount, field)  # refuses a bad amount before any round trip
-        is_float = "1" if type(amount) is float else "0"
-        args = [field, encode(amount), is_float, self._ttl_ms(ttl)]
+        args = [field, encode(amount)]
+        if ttl is not None:
+            args.append(self._ttl_ms(ttl))
         reply = await self._write(self._incr, key, args, field, idempotent=False)
         result: int | float = reply if type(reply) is int else decode(reply)
         return result
