@@ -161,7 +161,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="qstate backends vs raw baselines")
     parser.add_argument("--quick", action="store_true", help="fewer operations (noisier)")
     args = parser.parse_args()
-    run = {"n": 5_000, "repeats": 5} if args.quick else {"n": 30_000, "repeats": 11}
+    run = {"n": 1_000, "repeats": 25} if args.quick else {"n": 3_000, "repeats": 101}
     rows = memory_rows(run) + async_memory_rows(run)
     with tempfile.TemporaryDirectory() as directory:
         rows += file_rows(Path(directory), {"n": run["n"] // 4, "repeats": run["repeats"]})
