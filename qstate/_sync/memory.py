@@ -194,23 +194,19 @@ class MemoryBackend(Backend):
 
     # -- writes ------------------------------------------------------------
 
-    def _grab(self, key: StateKey) -> _Doc | None:
-        """The doc of ``key`` with its mutex held, if it is in the common state
-        (live, no transaction, no expiry); else ``None``, and the caller takes
-        :meth:`_lock_for_write`. Not a coroutine: one less on hot paths."""
+    # set and update are the hottest paths, so they take the common case (a live
+    # doc with no transaction and no expiry) inline, without a call or an await,
+    # and only call _finish when it has work to do (a TTL, or an empty update()).
+
+    def set(self, key: StateKey, field: str, value: JSONValue, ttl: float | None) -> None:
         doc = self._docs.get(key)
         if doc is not None:
             doc.mutex.acquire()
-            if not (doc.dead or doc.in_transaction or doc.expires is not None):
-                return doc
-            doc.mutex.release()
-        return None
-
-    # set and update are the hottest paths: helpers are inlined, and _finish is
-    # only called when it has work to do (a TTL, or an empty update() on a new doc).
-
-    def set(self, key: StateKey, field: str, value: JSONValue, ttl: float | None) -> None:
-        doc = self._grab(key) or self._lock_for_write(key)
+            if doc.dead or doc.in_transaction or doc.expires is not None:
+                doc.mutex.release()
+                doc = self._lock_for_write(key)
+        else:
+            doc = self._lock_for_write(key)
         doc.data[field] = value
         if type(value) in _CONTAINERS:
             doc.nested.add(field)
@@ -223,7 +219,14 @@ class MemoryBackend(Backend):
             self._maybe_sweep()
 
     def update(self, key: StateKey, mapping: Document, ttl: float | None) -> Document:
-        doc = self._grab(key) or self._lock_for_write(key)
+        doc = self._docs.get(key)
+        if doc is not None:
+            doc.mutex.acquire()
+            if doc.dead or doc.in_transaction or doc.expires is not None:
+                doc.mutex.release()
+                doc = self._lock_for_write(key)
+        else:
+            doc = self._lock_for_write(key)
         data = doc.data
         data.update(mapping)
         nested = doc.nested

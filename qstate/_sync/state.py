@@ -18,7 +18,7 @@ from .._codec import MAX_SAFE_INTEGER, MIN_SAFE_INTEGER, JSONValue, check_value
 from .._errors import UsageError
 from .._keys import MAX_KEY, StateKey, check_key, check_name, check_scope
 from .._model import MISSING, UNSET, Document, Modifier, check_own_document, check_ttl
-from .._txguard import OPEN_TRANSACTIONS, check_not_blocked, mark_transaction
+from .._txguard import OPEN_COUNT, check_not_blocked, mark_transaction
 
 if TYPE_CHECKING:
     from .registry import StateRegistry
@@ -97,20 +97,20 @@ class State:
         """The value of ``key`` (``default`` if absent); without a key, the whole state."""
         if key is None:
             return self.get_all()
-        if OPEN_TRANSACTIONS.get():
+        if OPEN_COUNT[0]:
             check_not_blocked(self._backend, self._key, write=False)
         value = self._backend.get(self._key, check_key(key))
         return default if value is MISSING else value
 
     def get_all(self) -> Document:
         """The whole state as a new dict (empty if it does not exist)."""
-        if OPEN_TRANSACTIONS.get():
+        if OPEN_COUNT[0]:
             check_not_blocked(self._backend, self._key, write=False)
         return self._backend.get_all(self._key)
 
     def set(self, key: str, value: JSONValue) -> None:
         """Store ``value`` under ``key``."""
-        if OPEN_TRANSACTIONS.get():
+        if OPEN_COUNT[0]:
             check_not_blocked(self._backend, self._key, write=True)
         # The hottest call: check_key's and check_value's fast paths are inlined.
         if type(key) is not str or not key.isascii() or not 0 < len(key) <= MAX_KEY:
@@ -127,7 +127,7 @@ class State:
         self, mapping: Mapping[str, JSONValue] | None = None, /, **kwargs: JSONValue
     ) -> Document:
         """Store several values in one atomic step; return the whole updated state."""
-        if OPEN_TRANSACTIONS.get():
+        if OPEN_COUNT[0]:
             check_not_blocked(self._backend, self._key, write=True)
         # kwargs is a new dict of our own, so it is checked (and copied) in place.
         if mapping is not None:
@@ -141,20 +141,20 @@ class State:
 
     def delete_many(self, keys: list[str]) -> int:
         """Remove several keys in one atomic step; return how many existed."""
-        if OPEN_TRANSACTIONS.get():
+        if OPEN_COUNT[0]:
             check_not_blocked(self._backend, self._key, write=True)
         fields = [check_key(k) for k in keys]
         return self._backend.delete(self._key, fields, self._ttl)
 
     def clear(self) -> bool:
         """Remove every key (the state ceases to exist); return whether it had any."""
-        if OPEN_TRANSACTIONS.get():
+        if OPEN_COUNT[0]:
             check_not_blocked(self._backend, self._key, write=True)
         return self._backend.clear(self._key)
 
     def incr(self, key: str, amount: int | float = 1) -> int | float:
         """Add ``amount`` to the number at ``key`` (missing counts as 0) atomically."""
-        if OPEN_TRANSACTIONS.get():
+        if OPEN_COUNT[0]:
             check_not_blocked(self._backend, self._key, write=True)
         return self._backend.incr(self._key, check_key(key), amount, self._ttl)
 
@@ -165,7 +165,7 @@ class State:
         argument and return ``None``. It runs once, under the state's lock, so
         it should be quick; raising discards the change.
         """
-        if OPEN_TRANSACTIONS.get():
+        if OPEN_COUNT[0]:
             check_not_blocked(self._backend, self._key, write=True)
         return self._backend.modify(self._key, fn, self._ttl)
 
@@ -176,7 +176,7 @@ class State:
         An exception inside the block discards the changes. Keep the block short:
         on the memory and file backends it holds the state's lock.
         """
-        if OPEN_TRANSACTIONS.get():
+        if OPEN_COUNT[0]:
             check_not_blocked(self._backend, self._key, write=True)
         with self._backend.transaction(self._key, self._ttl) as data:
             with mark_transaction(self._backend, self._key):
