@@ -12,6 +12,7 @@ backend is refused inside the block, while reads of other states still work.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +34,17 @@ would otherwise pay although a transaction is almost never open. A thread that
 opened a block has counted it itself, so it never misses its own."""
 
 _count_lock = threading.Lock()
+
+
+def _new_count_lock() -> None:
+    # A fork while another thread held the lock would leave it held forever
+    # in the child. The count itself is kept: at worst the child runs the
+    # full check for blocks only its parent's threads had open.
+    global _count_lock
+    _count_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_count_lock)
 
 
 def check_not_blocked(backend: object, key: StateKey, *, write: bool) -> None:

@@ -20,6 +20,7 @@ from qstate import (
     StateInfo,
     UsageError,
 )
+from qstate._txguard import OPEN_COUNT
 from tests.conftest import Flavour
 
 SEED_OUTPUT = {"state": "await_phone", "step": 1, "prompt": "Введите телефон"}
@@ -227,6 +228,28 @@ def test_state_used_inside_its_own_transaction_is_refused(
     assert run(state.get_all()) == {"a": 3}
     run(other.set("b", 1))
     assert run(other.get_all()) == {"b": 1}
+
+
+def test_the_guard_counts_every_block_until_it_closes(flavour: Flavour, make_state: Any) -> None:
+    """Hot paths skip the guard while the count is 0: an undercount would turn
+    the guard's UsageError into a self-deadlock."""
+    run = flavour.run
+    state = make_state()
+    before = OPEN_COUNT[0]
+
+    def fail_inside() -> None:
+        with flavour.transaction(state) as data:
+            assert OPEN_COUNT[0] == before + 1
+            with pytest.raises(UsageError):
+                run(state.set("a", 1))
+            data["a"] = 2
+            raise RuntimeError("discarded")
+
+    with pytest.raises(RuntimeError, match="discarded"):
+        fail_inside()
+    assert OPEN_COUNT[0] == before
+    run(state.set("a", 1))
+    assert run(state.get_all()) == {"a": 1}
 
 
 def test_copies_in_and_out(flavour: Flavour, make_state: Any) -> None:
