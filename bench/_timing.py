@@ -98,7 +98,27 @@ def compare_async(
     repeats: int,
     target: float | None,
 ) -> Row:
-    """:func:`compare` for coroutine functions, all on one event loop."""
+    """:func:`compare` for coroutine functions, on a new event loop."""
+    return asyncio.run(
+        acompare(
+            group, operation, ours, baseline_name, baseline, n=n, repeats=repeats, target=target
+        )
+    )
+
+
+async def acompare(
+    group: str,
+    operation: str,
+    ours: Callable[[], Awaitable[object]],
+    baseline_name: str,
+    baseline: Callable[[], Awaitable[object]],
+    *,
+    n: int,
+    repeats: int,
+    target: float | None,
+) -> Row:
+    """:func:`compare` for coroutine functions, on the running loop (clients that
+    hold connections, like ``redis.asyncio``, must stay on the loop that opened them)."""
 
     async def rate(fn: Callable[[], Awaitable[object]], count: int) -> float:
         start = time.perf_counter()
@@ -106,20 +126,17 @@ def compare_async(
             await fn()
         return count / (time.perf_counter() - start)
 
-    async def run() -> Row:
-        await rate(ours, n // 10 + 1)
-        await rate(baseline, n // 10 + 1)
-        mine, theirs = [], []
-        for i in range(repeats):
-            if i % 2:
-                theirs.append(await rate(baseline, n))
-                mine.append(await rate(ours, n))
-            else:
-                mine.append(await rate(ours, n))
-                theirs.append(await rate(baseline, n))
-        return _row(group, operation, mine, baseline_name, theirs, target)
-
-    return asyncio.run(run())
+    await rate(ours, n // 10 + 1)
+    await rate(baseline, n // 10 + 1)
+    mine, theirs = [], []
+    for i in range(repeats):
+        if i % 2:
+            theirs.append(await rate(baseline, n))
+            mine.append(await rate(ours, n))
+        else:
+            mine.append(await rate(ours, n))
+            theirs.append(await rate(baseline, n))
+    return _row(group, operation, mine, baseline_name, theirs, target)
 
 
 def report(title: str, rows: list[Row], unit: str = "ops/s") -> bool:

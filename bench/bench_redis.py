@@ -16,6 +16,8 @@ qstate adds JSON validation, its lock check (every write is a script that
 checks the state's lock) and decoding. A context row times raw redis-py sending
 qstate's own set script: the gap between it and HSET is the price of the lock
 check (a server-side script), the gap between it and qstate is qstate's own work.
+The async flavour is then timed the same way against raw ``redis.asyncio``
+(set, get, get_all, incr), on one event loop.
 Targets: at most 1.15× raw time for single operations, 1.2× for modify; as
 throughput ratios, at least 0.87 and 0.83. Exit status 1 when a target is missed.
 Usage: python bench/bench_redis.py [--quick] [--url redis://...]
@@ -24,20 +26,22 @@ Usage: python bench/bench_redis.py [--quick] [--url redis://...]
 from __future__ import annotations
 
 import argparse
+import asyncio
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import redis
-from _timing import Row, compare, report
+import redis.asyncio
+from _timing import Row, acompare, compare, report
 
-from qstate import State, StateRegistry
+from qstate import AsyncState, AsyncStateRegistry, State, StateRegistry
 from qstate import _redis_layout as layout
 
 SINGLE, MODIFY = 1 / 1.15, 1 / 1.2
@@ -45,6 +49,14 @@ SINGLE, MODIFY = 1 / 1.15, 1 / 1.2
 
 class Bench(State):
     pass
+
+
+class AsyncBench(AsyncState, name="Bench"):
+    pass
+
+
+RAW_KEY = "raw:{Bench}"
+AsyncOp = Callable[[], Awaitable[object]]
 
 
 @contextmanager
@@ -82,7 +94,7 @@ def rows(url: str, run: dict[str, int]) -> list[Row]:
     ours.clear()
     ours.update({f"k{i}": i for i in range(8)})
     client = redis.Redis.from_url(url)
-    key = "raw:{Bench}"
+    key = RAW_KEY
     client.delete(key)
     client.hset(key, mapping={f"k{i}": i for i in range(8)})
 
@@ -133,6 +145,34 @@ def rows(url: str, run: dict[str, int]) -> list[Row]:
     return result
 
 
+def async_rows(url: str, run: dict[str, int]) -> list[Row]:
+    """The async flavour against raw ``redis.asyncio``, all on one event loop."""
+    return asyncio.run(_async_rows(url, run))
+
+
+async def _async_rows(url: str, run: dict[str, int]) -> list[Row]:
+    registry = AsyncStateRegistry(url)
+    ours = AsyncBench(registry)
+    await ours.clear()
+    await ours.update({f"k{i}": i for i in range(8)})
+    client = redis.asyncio.Redis.from_url(url)
+    await client.delete(RAW_KEY)
+    await client.hset(RAW_KEY, mapping={f"k{i}": i for i in range(8)})
+    cases: list[tuple[str, AsyncOp, str, AsyncOp]] = [
+        ("set", lambda: ours.set("step", 1), "HSET", lambda: client.hset(RAW_KEY, "step", 1)),
+        ("get", lambda: ours.get("step"), "HGET", lambda: client.hget(RAW_KEY, "step")),
+        ("get_all (10 keys)", ours.get_all, "HGETALL", lambda: client.hgetall(RAW_KEY)),
+        ("incr", lambda: ours.incr("n"), "HINCRBY", lambda: client.hincrby(RAW_KEY, "c", 1)),
+    ]  # fmt: skip
+    result = [
+        await acompare("redis async", name, mine, base_name, base, **run, target=SINGLE)
+        for name, mine, base_name, base in cases
+    ]
+    await registry.aclose()
+    await client.aclose()
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="qstate on Redis vs raw redis-py")
     parser.add_argument("--quick", action="store_true", help="fewer operations (noisier)")
@@ -140,10 +180,10 @@ def main() -> int:
     args = parser.parse_args()
     run = {"n": 100, "repeats": 25} if args.quick else {"n": 300, "repeats": 101}
     if args.url:
-        table = rows(args.url, run)
+        table = rows(args.url, run) + async_rows(args.url, run)
     else:
         with private_server() as url:
-            table = rows(url, run)
+            table = rows(url, run) + async_rows(url, run)
     ok = report("qstate on Redis vs raw redis-py (median throughput)", table)
     return 0 if ok else 1
 
