@@ -9,7 +9,6 @@ The table shows the medians.
 
 from __future__ import annotations
 
-import asyncio
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -87,25 +86,6 @@ def _row(
     )
 
 
-def compare_async(
-    group: str,
-    operation: str,
-    ours: Callable[[], Awaitable[object]],
-    baseline_name: str,
-    baseline: Callable[[], Awaitable[object]],
-    *,
-    n: int,
-    repeats: int,
-    target: float | None,
-) -> Row:
-    """:func:`compare` for coroutine functions, on a new event loop."""
-    return asyncio.run(
-        acompare(
-            group, operation, ours, baseline_name, baseline, n=n, repeats=repeats, target=target
-        )
-    )
-
-
 async def acompare(
     group: str,
     operation: str,
@@ -117,8 +97,9 @@ async def acompare(
     repeats: int,
     target: float | None,
 ) -> Row:
-    """:func:`compare` for coroutine functions, on the running loop (clients that
-    hold connections, like ``redis.asyncio``, must stay on the loop that opened them)."""
+    """:func:`compare` for coroutine functions, on the running loop: run every
+    case of one client on one loop (``redis.asyncio`` binds its connections to
+    the loop that opened them)."""
 
     async def rate(fn: Callable[[], Awaitable[object]], count: int) -> float:
         start = time.perf_counter()

@@ -15,6 +15,7 @@ Usage: python bench/bench_backends.py [--quick]
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sqlite3
 import sys
 import tempfile
@@ -24,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from _timing import Row, compare, compare_async, report
+from _timing import Row, acompare, compare, report
 from qtasks.plugins.states import AsyncState as QTasksAsyncState
 from qtasks.plugins.states import SyncState as QTasksState
 from qtasks.plugins.states.registry import AsyncStateRegistry as QTasksAsyncRegistry
@@ -101,7 +102,9 @@ def async_memory_rows(run: dict[str, int]) -> list[Row]:
         ),
     }
     return [
-        compare_async("memory async", name, mine, "QTasks registry", qtasks, **run, target=0.75)
+        asyncio.run(
+            acompare("memory async", name, mine, "QTasks registry", qtasks, **run, target=0.75)
+        )
         for name, (mine, qtasks) in ops.items()
     ]
 
