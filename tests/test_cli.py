@@ -273,8 +273,11 @@ def test_wait(cli: Cli) -> None:
     assert 'status="done" (is "running")' in timed_out.stderr
 
     def finish() -> None:
+        # A concurrent writer, through the library: a second CliRunner in a
+        # thread would swap the process-wide stdio under the running command.
         time.sleep(0.3)
-        Cli(cli.url)("update", "Job", "status=done", "code=0")
+        with cli.registry() as registry:
+            registry.state("Job").update(status="done", code=0)
 
     thread = threading.Thread(target=finish)
     thread.start()
@@ -288,7 +291,8 @@ def test_watch_prints_a_json_line_per_change(cli: Cli) -> None:
 
     def progress() -> None:
         time.sleep(0.4)
-        Cli(cli.url)("set", "Job", "step", "2")
+        with cli.registry() as registry:
+            registry.state("Job").set("step", 2)
 
     thread = threading.Thread(target=progress)
     thread.start()
