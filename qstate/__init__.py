@@ -7,7 +7,7 @@ by a backend chosen by URL: ``memory://``, ``file:path/state.db`` (SQLite) or
 
 from ._async.registry import AsyncStateRegistry
 from ._async.state import AsyncState
-from ._codec import MAX_SAFE_INTEGER
+from ._codec import MAX_DEPTH, MAX_INTEGER, MIN_INTEGER
 from ._config import DEFAULT_URL, resolve_url
 from ._errors import (
     BackendUnavailableError,
@@ -28,7 +28,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_URL",
-    "MAX_SAFE_INTEGER",
+    "MAX_DEPTH",
+    "MAX_INTEGER",
+    "MIN_INTEGER",
     "AsyncState",
     "AsyncStateRegistry",
     "BackendUnavailableError",

@@ -19,13 +19,22 @@ from ._errors import CorruptDataError, InvalidValueError
 JSONValue = Any
 """A JSON value: ``None``, ``bool``, ``int``, ``float``, ``str``, ``list``, ``dict``."""
 
-MAX_SAFE_INTEGER = 2**53 - 1
-"""Largest integer every JSON tool carries exactly (JavaScript, jq, most parsers)."""
+MAX_INTEGER = 2**63 - 1
+"""Largest integer stored: what SQLite, Redis ``HINCRBY`` and Python's ``json`` carry exactly.
 
-MIN_SAFE_INTEGER = -MAX_SAFE_INTEGER
+64-bit ids (``time.time_ns()``, snowflake ids) fit; JavaScript and ``jq`` round
+integers beyond 2**53, which is their reader's concern, not a reason to refuse.
+"""
+
+MIN_INTEGER = -MAX_INTEGER
+"""Smallest integer stored; symmetric so that negating a stored integer never overflows."""
 
 MAX_DEPTH = 100
-"""Deepest nesting accepted; deeper documents break other JSON tools' parsers."""
+"""Deepest nesting accepted, on input and in storage.
+
+Deeper documents break other JSON tools' parsers and Python's own recursion
+limit; a bound keeps every walk over a value safe.
+"""
 
 
 def _refuse_constant(name: str) -> None:
@@ -47,7 +56,7 @@ def check_value(value: Any, what: str = "value", key: str | None = None) -> JSON
     """
     t = type(value)  # fast paths for the common scalars
     if t is int:
-        if MIN_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+        if MIN_INTEGER <= value <= MAX_INTEGER:
             return value
     elif t is str and value.isascii():
         return value
@@ -72,11 +81,11 @@ def _checked(value: Any, depth: int) -> JSONValue:
             raise _Refused("string contains a lone surrogate and is not valid Unicode text")
         return value
     if t is int:
-        if MIN_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+        if MIN_INTEGER <= value <= MAX_INTEGER:
             return value
         raise _Refused(
-            f"integer {value} is outside ±(2**53 - 1), which JSON tools cannot carry "
-            "exactly; store it as a string"
+            f"integer {value} is outside ±(2**63 - 1), the 64-bit range every backend "
+            "carries exactly; store it as a string"
         )
     if t is float:
         if math.isfinite(value):
@@ -161,20 +170,38 @@ def encode(value: JSONValue) -> str:
 
 
 def decode(text: str | bytes) -> JSONValue:
-    """Parse stored JSON text; text that qstate did not write is a CorruptDataError."""
+    """Parse stored JSON text; anything qstate would not have written is CorruptDataError.
+
+    Other tools can write what qstate refuses on input (``1e999``, a lone
+    surrogate, nesting thousands of levels deep, a 70-bit integer): such data
+    is reported where it is found instead of leaking ``Infinity`` to JSON output
+    or a ``RecursionError`` to the caller.
+    """
     try:
         if isinstance(text, bytes):
             text = text.decode("utf-8")
         # The scanner alone is several times faster than JSONDecoder.decode, which
         # also skips surrounding whitespace; qstate never writes any, others might.
-        value, end = _scan(text, 0)
-        if end == len(text):
-            return value
-    except (StopIteration, ValueError, TypeError):  # UnicodeDecodeError is a ValueError
-        pass
+        try:
+            value, end = _scan(text, 0)
+        except StopIteration:
+            end = -1
+        if end != len(text):
+            value = _decoder.decode(text)
+    except RecursionError:
+        raise CorruptDataError(_stored_refusal(f"nested deeper than {MAX_DEPTH} levels")) from None
+    except (ValueError, TypeError) as exc:  # UnicodeDecodeError is a ValueError
+        raise CorruptDataError(_stored_refusal(f"not JSON text: {exc}")) from None
+    t = type(value)  # the common scalars need no second look
+    if (t is str and value.isascii()) or t is bool or value is None:
+        return value
+    if t is int and MIN_INTEGER <= value <= MAX_INTEGER:
+        return value
     try:
-        return _decoder.decode(text)  # type: ignore[arg-type]  # undecodable bytes fail here
-    except (ValueError, TypeError) as exc:
-        raise CorruptDataError(
-            f"stored data is not JSON text ({exc}); it was not written by qstate: fix or delete it"
-        ) from None
+        return _checked(value, 0)
+    except _Refused as refused:
+        raise CorruptDataError(_stored_refusal(refused.reason)) from None
+
+
+def _stored_refusal(reason: str) -> str:
+    return f"stored data that qstate does not write ({reason}): fix or delete it"

@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from ._codec import MAX_SAFE_INTEGER, MIN_SAFE_INTEGER, JSONValue, check_value
+from ._codec import MAX_INTEGER, MIN_INTEGER, JSONValue, check_value
 from ._errors import InvalidValueError
 from ._keys import MAX_KEY, StateKey, check_key
 
@@ -66,7 +66,7 @@ def check_own_document(data: Document, what: str) -> Document:
             except UnicodeEncodeError:
                 pass
         elif t is int:
-            if MIN_SAFE_INTEGER <= v <= MAX_SAFE_INTEGER:
+            if MIN_INTEGER <= v <= MAX_INTEGER:
                 continue
         elif t is bool or v is None:
             continue
@@ -98,8 +98,10 @@ def add(current: JSONValue, amount: int | float, field: str) -> int | float:
             f"cannot incr key {field!r}: it holds a {type(current).__name__}, not a number"
         )
     result: int | float = current + amount
-    if type(result) is int and not MIN_SAFE_INTEGER <= result <= MAX_SAFE_INTEGER:
-        raise InvalidValueError(f"incr of key {field!r} would leave the range of safe integers")
+    if type(result) is int and not MIN_INTEGER <= result <= MAX_INTEGER:
+        raise InvalidValueError(
+            f"incr of key {field!r} would overflow the 64-bit integer range ±(2**63 - 1)"
+        )
     if type(result) is float and not math.isfinite(result):
         raise InvalidValueError(f"incr of key {field!r} would overflow to {result}")
     return result

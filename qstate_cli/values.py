@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from qstate import MAX_DEPTH
 from qstate._codec import check_value
 
 from .errors import BadInput
@@ -14,7 +15,19 @@ def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
-def parse_value(text: str, *, force_string: bool = False) -> Any:
+def loads(text: str, what: str) -> Any:
+    """``json.loads`` with NaN refused and deep nesting a clear BadInput.
+
+    Python's parser recurses once per level, so text nested a few thousand levels
+    deep would otherwise raise RecursionError instead of a user-facing error.
+    """
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise BadInput(f"{what} is nested deeper than {MAX_DEPTH} levels") from None
+
+
+def parse_value(text: str, *, force_string: bool = False, what: str = "VALUE") -> Any:
     """VALUE as JSON when it parses as JSON, else the text itself as a string.
 
     ``42`` is a number, ``true`` a bool, ``[1, 2]`` a list, ``"42"`` the string
@@ -23,8 +36,13 @@ def parse_value(text: str, *, force_string: bool = False) -> Any:
     if force_string:
         return check_value(text)
     try:
-        value = json.loads(text, parse_constant=_refuse_constant)
-    except ValueError:
+        value = loads(text, what)
+    except ValueError as exc:
+        if text.lstrip()[:1] in ("{", "["):  # meant as JSON: storing it as text hides a typo
+            raise BadInput(
+                f"{what} looks like JSON but does not parse ({exc}); "
+                "pass --string to store it as text"
+            ) from None
         return check_value(text)
     return check_value(value)
 
@@ -32,7 +50,7 @@ def parse_value(text: str, *, force_string: bool = False) -> Any:
 def parse_document(text: str, what: str = "--json") -> dict[str, Any]:
     """A JSON object given as text (``update --json``, ``edit``)."""
     try:
-        value = json.loads(text, parse_constant=_refuse_constant)
+        value = loads(text, what)
     except ValueError as exc:
         raise BadInput(f"{what} is not valid JSON: {exc}") from None
     if not isinstance(value, dict):

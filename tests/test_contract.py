@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 
 from qstate import (
-    MAX_SAFE_INTEGER,
+    MAX_DEPTH,
+    MAX_INTEGER,
+    MIN_INTEGER,
     InvalidNameError,
     InvalidValueError,
     StateInfo,
@@ -64,8 +66,11 @@ def test_get_forms(flavour: Flavour, make_state: Any) -> None:
     [
         0,
         -1,
-        MAX_SAFE_INTEGER,
-        -MAX_SAFE_INTEGER,
+        MAX_INTEGER,
+        MIN_INTEGER,
+        2**62,
+        -(2**63) + 1,
+        2**53 + 1,
         1.5,
         -0.0,
         1e308,
@@ -125,12 +130,17 @@ def test_incr(flavour: Flavour, make_state: Any) -> None:
     assert run(state.incr("n", -2)) == 40
     assert run(state.incr("f", 0.5)) == 0.5
     assert run(state.incr("n", 0.5)) == 40.5
-    run(state.update(s="text", b=True, big=MAX_SAFE_INTEGER))
+    run(state.update(s="text", b=True, big=MAX_INTEGER))
     for key in ("s", "b"):
         with pytest.raises(InvalidValueError, match="not a number"):
             run(state.incr(key))
-    with pytest.raises(InvalidValueError, match="safe integers"):
+    with pytest.raises(InvalidValueError, match="overflow"):
         run(state.incr("big"))
+    run(state.set("low", MIN_INTEGER))
+    with pytest.raises(InvalidValueError, match="overflow"):
+        run(state.incr("low", -1))
+    assert run(state.get_all())["big"] == MAX_INTEGER, "a refused incr changes nothing"
+    assert run(state.incr("low", 2**62)) == MIN_INTEGER + 2**62
     with pytest.raises(InvalidValueError, match="amount"):
         run(state.incr("n", "1"))
     with pytest.raises(InvalidValueError, match="amount"):
@@ -140,7 +150,8 @@ def test_incr(flavour: Flavour, make_state: Any) -> None:
         "f": 0.5,
         "s": "text",
         "b": True,
-        "big": MAX_SAFE_INTEGER,
+        "big": MAX_INTEGER,
+        "low": MIN_INTEGER + 2**62,
     }
 
 
@@ -277,6 +288,13 @@ class _Obj:
     pass
 
 
+def _nested(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
 @pytest.mark.parametrize(
     ("value", "message"),
     [
@@ -286,7 +304,10 @@ class _Obj:
         (b"bytes", "bytes is not a JSON value"),
         (float("nan"), "not a JSON number"),
         (float("inf"), "not a JSON number"),
-        (MAX_SAFE_INTEGER + 1, "outside"),
+        (MAX_INTEGER + 1, "outside"),
+        (MIN_INTEGER - 1, "outside"),
+        (_nested(MAX_DEPTH + 1), "nested deeper than 100 levels"),
+        (_nested(10_000), "nested deeper than 100 levels"),
         ({1: "int key"}, "JSON object keys must be str"),
         ({"a": [1, {"b": float("-inf")}]}, r"value\['a'\]\[1\]\['b'\]"),
         ("lone \ud800 surrogate", "surrogate"),

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qstate import MAX_SAFE_INTEGER, InvalidNameError, StateRegistry
+from qstate import MAX_INTEGER, InvalidNameError, StateRegistry
 from qstate_cli.main import invoke
 
 VALUE_EXAMPLES, NAME_EXAMPLES, CLI_EXAMPLES = 200, 200, 300
@@ -20,7 +20,7 @@ VALUE_EXAMPLES, NAME_EXAMPLES, CLI_EXAMPLES = 200, 200, 300
 json_values = st.recursive(
     st.none()
     | st.booleans()
-    | st.integers(-MAX_SAFE_INTEGER, MAX_SAFE_INTEGER)
+    | st.integers(-MAX_INTEGER, MAX_INTEGER)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(),
     lambda children: (

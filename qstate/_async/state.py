@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .._codec import MAX_SAFE_INTEGER, MIN_SAFE_INTEGER, JSONValue, check_value
+from .._codec import MAX_INTEGER, MIN_INTEGER, JSONValue, check_value
 from .._errors import UsageError
 from .._keys import MAX_KEY, StateKey, check_key, check_name, check_scope
 from .._model import MISSING, UNSET, Document, Modifier, check_own_document, check_ttl
@@ -116,8 +116,7 @@ class AsyncState:
             check_key(key)
         t = type(value)
         if not (
-            (t is str and value.isascii())
-            or (t is int and MIN_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER)
+            (t is str and value.isascii()) or (t is int and MIN_INTEGER <= value <= MAX_INTEGER)
         ):
             value = check_value(value)
         await self._backend.set(self._key, key, value, self._ttl)

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .._codec import MAX_SAFE_INTEGER, MIN_SAFE_INTEGER, JSONValue, check_value
+from .._codec import MAX_INTEGER, MIN_INTEGER, JSONValue, check_value
 from .._errors import UsageError
 from .._keys import MAX_KEY, StateKey, check_key, check_name, check_scope
 from .._model import MISSING, UNSET, Document, Modifier, check_own_document, check_ttl
@@ -117,8 +117,7 @@ class State:
             check_key(key)
         t = type(value)
         if not (
-            (t is str and value.isascii())
-            or (t is int and MIN_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER)
+            (t is str and value.isascii()) or (t is int and MIN_INTEGER <= value <= MAX_INTEGER)
         ):
             value = check_value(value)
         self._backend.set(self._key, key, value, self._ttl)

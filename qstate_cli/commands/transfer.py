@@ -12,7 +12,6 @@ An export re-imports unchanged, on any backend.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -29,6 +28,7 @@ from ..errors import BadInput
 from ..options import ScopeOpt, YesOpt
 from ..render import json_text
 from ..session import Session
+from ..values import loads
 from ._common import confirm, session_of
 
 DETAILED_REPORT = 20
@@ -94,7 +94,7 @@ def _read_document(source: str) -> Any:
     except UnicodeDecodeError:
         raise BadInput(f"{source} is not UTF-8 text") from None
     try:
-        return json.loads(text)
+        return loads(text, source)
     except ValueError as exc:
         raise BadInput(f"{source} is not valid JSON: {exc}") from None
 

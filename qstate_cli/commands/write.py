@@ -69,7 +69,7 @@ def update(
         mapping.update(parse_document(json_document, "--json"))
     for assignment in assignments or []:
         key, raw = parse_assignment(assignment)
-        mapping[key] = parse_value(raw, force_string=string)
+        mapping[key] = parse_value(raw, force_string=string, what=f"the value of {key}")
     if not mapping:
         raise BadInput("nothing to update: give KEY=VALUE pairs or --json")
     data = session.registry().state(state, scope=scope, ttl=ttl).update(mapping)
