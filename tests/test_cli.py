@@ -68,12 +68,42 @@ def test_set_then_get(cli: Cli) -> None:
         ('[1, {"a": 2}]', [1, {"a": 2}]),
         ("hello world", "hello world"),
         ("NaN", "NaN"),
-        ("{not json", "{not json"),
+        ("9223372036854775807", 2**63 - 1),
+        ("-9223372036854775807", -(2**63) + 1),
     ],
 )
 def test_set_parses_json_else_takes_a_string(cli: Cli, text: str, stored: Any) -> None:
     assert cli("set", "MyState", "v", "--", text).exit_code == 0  # -- for "-1.5"
     assert cli.state() == {"v": stored}
+
+
+@pytest.mark.parametrize("text", ["{not json", "[1, 2", " {'single': 1}", "[bold]x[/]"])
+def test_a_value_that_looks_like_json_must_parse(cli: Cli, text: str) -> None:
+    result = cli("set", "MyState", "v", text)
+    assert result.exit_code == 2
+    assert "looks like JSON" in result.stderr
+    assert "--string" in result.stderr
+    assert cli.state() == {}
+    assert cli("set", "--string", "MyState", "v", text).exit_code == 0
+    assert cli.state() == {"v": text}
+
+
+def test_json_nested_ten_thousand_levels_is_bad_input(cli: Cli, tmp_path: Path) -> None:
+    deep = "[" * 10_000 + "]" * 10_000
+    dump = tmp_path / "deep.json"
+    dump.write_text('{"qstate_export": 1, "states": [{"name": "S", "data": {"k": ' + deep + "}}]}")
+    for args in (
+        ["set", "MyState", "v", deep],
+        ["set", "MyState", "v", "-"],
+        ["update", "MyState", f"v={deep}"],
+        ["update", "MyState", "--json", '{"v": ' + deep + "}"],
+        ["import", str(dump)],
+    ):
+        result = cli(*args, input=deep)
+        assert result.exit_code == 2, (args[:2], result.stderr)
+        assert "nested deeper than 100 levels" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert cli.state() == {}
 
 
 def test_set_string_stdin_ttl_scope(cli: Cli) -> None:
@@ -98,7 +128,7 @@ def test_json_output_of_set_is_one_document(cli: Cli) -> None:
         (["get", "Nope"], 1, "state Nope not found"),
         (["get", "MyState", "nope"], 1, "key 'nope' not found"),
         (["get", "bad name"], 2, "invalid state name"),
-        (["set", "MyState", "big", "9007199254740993"], 2, "outside"),
+        (["set", "MyState", "big", "9223372036854775808"], 2, "outside"),
         (["set", "MyState", "", "1"], 2, "invalid key"),
         (["set", "--ttl", "-5", "MyState", "k", "1"], 2, "ttl"),
         (["update", "MyState"], 2, "nothing to update"),
@@ -127,6 +157,7 @@ def test_errors_are_one_line_with_documented_codes(
 
 def test_bad_urls_and_unavailable_backends(tmp_path: Path) -> None:
     runner = CliRunner()
+    (tmp_path / "plain").write_text("a file, not a directory")
     for url, code, message in [
         ("nowhere", 2, "not a backend URL"),
         ("postgres://u:secret@h/db", 2, "no backend for postgres://"),
@@ -134,9 +165,7 @@ def test_bad_urls_and_unavailable_backends(tmp_path: Path) -> None:
         (f"file:{tmp_path}/plain/state.db", 3, "cannot use"),
         ("redis://:secret@127.0.0.1:1/0?timeout=0.5", 3, "unavailable"),
     ]:
-        if url.startswith(f"file:{tmp_path}/plain"):
-            (tmp_path / "plain").write_text("a file, not a directory")
-        result = runner.invoke(app, ["--url", url, "get", "S", "k"])
+        result = runner.invoke(app, ["--url", url, "set", "S", "k", "1"])
         assert result.exit_code == code, (url, result.stderr)
         assert message in result.stderr
         assert "secret" not in result.stderr
@@ -344,7 +373,7 @@ def test_edit_conflict_and_bad_json_keep_the_text(cli: Cli, tmp_path: Path) -> N
 
 
 def test_values_are_never_markup_or_terminal_control(cli: Cli) -> None:
-    cli("set", "MyState", "markup", "[bold]x[/]")
+    cli("set", "--string", "MyState", "markup", "[bold]x[/]")
     cli("set", "MyState", "escape", "\x1b[2J")
     table = cli("-o", "table", "get", "MyState").stdout
     assert '"[bold]x[/]"' in table

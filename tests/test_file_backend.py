@@ -109,10 +109,10 @@ def test_bad_urls_are_refused(url: str, message: str) -> None:
 
 
 def _pragma(registry: StateRegistry, name: str) -> Any:
-    """A PRAGMA as seen by the backend's own pooled connection."""
+    """A PRAGMA as seen by the backend's own pooled write connection."""
     backend = registry.backend
-    return backend._read(  # type: ignore[attr-defined]
-        lambda conn: conn.execute(f"PRAGMA {name}").fetchone()[0]
+    return backend._write(  # type: ignore[attr-defined]
+        lambda conn, now: conn.execute(f"PRAGMA {name}").fetchone()[0]
     )
 
 
@@ -143,7 +143,7 @@ def test_value_written_by_another_tool_is_reported_as_corrupt(tmp_path: Path) ->
 def test_a_file_that_is_not_a_database(tmp_path: Path) -> None:
     db = tmp_path / "state.db"
     db.write_bytes(b"this is not a database at all, just text" * 100)
-    with pytest.raises(CorruptDataError, match="not a usable SQLite database"):
+    with pytest.raises(CorruptDataError, match="not an SQLite database"):
         MyState(StateRegistry(f"file:{db}")).get("a")
     assert db.read_bytes().startswith(b"this is not a database"), "left untouched"
 

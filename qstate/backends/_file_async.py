@@ -88,7 +88,7 @@ class AsyncFileBackend(AsyncBackend):
 
     def _abort_when_begun(self, begun: asyncio.Future[Any]) -> None:
         if not begun.cancelled() and begun.exception() is None:
-            conn, _ = begun.result()
+            conn, _, _ = begun.result()
             asyncio.get_running_loop().run_in_executor(None, self.sync.abort, conn)
 
     async def health(self) -> dict[str, Any]:

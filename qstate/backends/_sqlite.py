@@ -23,12 +23,20 @@ statement count as a bare upsert.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
+from urllib.parse import quote
 
 from .._errors import BackendUnavailableError, ConfigError, CorruptDataError, QStateError
 
 SCHEMA_VERSION = 1
+COLUMNS = ("state", "scope", "key", "value", "expires_at")
+TABLE = "qstate_values"
+_MAGIC = b"SQLite format 3\x00"
+_OWN_OBJECTS = (  # every schema object but SQLite's own (sqlite_sequence, sqlite_stat1...)
+    "SELECT type, name, tbl_name FROM sqlite_master WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+)
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS qstate_values (
@@ -105,6 +113,75 @@ def translate(exc: BaseException, path: Path) -> QStateError:
     if isinstance(exc, OSError):
         return BackendUnavailableError(f"cannot use {path}: {exc.strerror or exc}")
     raise TypeError(f"not a storage error: {exc!r}")
+
+
+def wal_is_empty(path: Path) -> bool:
+    """Whether no write-ahead log beside ``path`` holds data not yet in the file itself."""
+    try:
+        return os.stat(f"{path}-wal").st_size == 0
+    except FileNotFoundError:
+        return True
+
+
+def inspect(path: Path) -> int:
+    """The layout version of the database at ``path``: 0 if empty or missing.
+
+    Reads only: the header bytes first, then the schema through a read-only
+    connection. A database in WAL mode whose log is gone is opened immutable,
+    since a plain read-only open would leave ``-wal`` and ``-shm`` files beside
+    another program's database. Anything but an empty file or qstate's own
+    layout is refused, and the file is left exactly as it was.
+    """
+    try:
+        with open(path, "rb") as file:
+            header = file.read(100)
+    except FileNotFoundError:
+        return 0
+    except OSError as exc:
+        raise translate(exc, path) from exc
+    if not header:
+        return 0  # created by a qstate writer that has not initialized it yet
+    if not header.startswith(_MAGIC):
+        raise _foreign(path, "it is not an SQLite database")
+    in_wal_mode = header[18] == 2
+    query = "mode=ro&immutable=1" if in_wal_mode and wal_is_empty(path) else "mode=ro"
+    uri = "file:" + quote(str(path.absolute())) + "?" + query
+    try:
+        conn = sqlite3.connect(uri, uri=True)
+        try:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            objects = conn.execute(_OWN_OBJECTS).fetchall()
+            columns = tuple(row[1] for row in conn.execute(f"PRAGMA table_info({TABLE})"))
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise translate(exc, path) from exc
+    if not objects and version == 0:
+        return 0
+    others = sorted({name for kind, name, table in objects if table != TABLE})
+    if not columns:
+        what = f"tables {', '.join(others)}" if others else f"user_version {version}"
+        raise _foreign(path, f"it holds {what} and no {TABLE} table")
+    if version > SCHEMA_VERSION:
+        raise ConfigError(
+            f"{path} was written by a newer qstate (layout {version}); upgrade qstate"
+        )
+    if version != SCHEMA_VERSION:
+        raise _foreign(path, f"its user_version is {version}, not the layout {SCHEMA_VERSION}")
+    if columns != COLUMNS:
+        raise _foreign(
+            path, f"its {TABLE} table has columns {', '.join(columns)}, not {', '.join(COLUMNS)}"
+        )
+    if others:
+        raise _foreign(path, f"it also holds {', '.join(others)}, which qstate did not create")
+    return version
+
+
+def _foreign(path: Path, why: str) -> CorruptDataError:
+    return CorruptDataError(
+        f"{path} is not a qstate database ({why}); qstate leaves it untouched: "
+        "point the URL at another file"
+    )
 
 
 def init_schema(conn: sqlite3.Connection, path: Path) -> None:

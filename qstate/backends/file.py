@@ -14,6 +14,7 @@ child never touches its parent's connections.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -23,7 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, quote, unquote
 
 from .._async.backend import AsyncBackend
 from .._codec import JSONValue, decode, encode
@@ -111,34 +112,83 @@ class FileBackend(Backend):
         _LIVE_BACKENDS.add(self)
 
     # -- connections -------------------------------------------------------
+    # Readers and writers open the file differently, because qstate never changes
+    # a file it does not own and a read never writes: a reader opens the database
+    # read-only and never creates it; only the first write creates or initializes
+    # it, after an inspection that reads nothing but the file itself.
 
-    def _prepare_file(self) -> None:
-        """Create the directory (0700) and the database (0600) before SQLite does."""
-        directory = self.path.parent
-        if not directory.exists():
-            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if not self.path.exists():
-            fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
-            os.close(fd)
-            os.chmod(self.path, 0o600)
+    def _connect(self, query: str = "") -> sqlite3.Connection:
+        target: str | Path = self.path
+        if query:  # a URI, so that SQLite gets mode=ro / immutable=1
+            target = "file:" + quote(str(self.path.absolute())) + "?" + query
+        return sqlite3.connect(
+            target,
+            timeout=self._timeout,
+            isolation_level=None,
+            check_same_thread=False,
+            uri=bool(query),
+        )
+
+    def _check_layout(self) -> bool:
+        """Whether the file holds qstate's layout; refuse any other database.
+
+        ``False`` means an empty file or a database with nothing in it, which
+        the first write initializes. The answer "ours" is remembered.
+        """
+        if self._ready:
+            return True
+        with self._ready_lock:
+            if not self._ready:
+                self._ready = sql.inspect(self.path) == sql.SCHEMA_VERSION
+        return self._ready
+
+    def _prepare_for_writing(self) -> None:
+        """Create the directories (0700) and the database (0600), or check the file is ours."""
+        if self._ready:
+            return
+        with self._ready_lock:
+            if self._ready:
+                return
+            _create_database_file(self.path)
+            if sql.inspect(self.path) != sql.SCHEMA_VERSION:
+                conn = self._connect()
+                try:
+                    sql.init_schema(conn, self.path)
+                finally:
+                    conn.close()
+            self._ready = True
 
     def _open(self) -> sqlite3.Connection:
-        if not self._ready:
-            self._prepare_file()
-        conn = sqlite3.connect(
-            self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
-        )
+        """A read-write connection, for writers only."""
+        self._prepare_for_writing()
+        conn = self._connect()
         try:
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
-            if not self._ready:
-                with self._ready_lock:
-                    if not self._ready:
-                        sql.init_schema(conn, self.path)
-                        self._ready = True
         except BaseException:
             conn.close()
             raise
         return conn
+
+    def _open_reader(self) -> tuple[sqlite3.Connection | None, bool]:
+        """A read-only connection and whether it may be kept, or ``None`` if there is no data.
+
+        SQLite needs the WAL's shared-memory index beside the database to read it.
+        Where that index cannot be created (a read-only directory, a full disk)
+        and no WAL holds data yet to be copied into the database, the file alone
+        is the last committed state: it is read with ``immutable=1``, for this
+        read only, since a writer elsewhere may change it afterwards.
+        """
+        if not self.path.exists() or not self._check_layout():
+            return None, False
+        conn = self._connect("mode=ro")
+        try:
+            conn.execute("SELECT 1 FROM qstate_values LIMIT 0")
+            return conn, True
+        except sqlite3.OperationalError:
+            conn.close()
+            if not sql.wal_is_empty(self.path):
+                raise
+        return self._connect("mode=ro&immutable=1"), False
 
     def _forget_parent(self) -> None:
         """In a forked child (run by ``os.register_at_fork``), drop the parent's things."""
@@ -179,18 +229,23 @@ class FileBackend(Backend):
                 f"{self._timeout:g} s timeout; retry, or raise ?timeout= in the URL"
             )
 
-    def _reader(self) -> sqlite3.Connection:
-        """This thread's read connection (reads need no pool: they never span calls)."""
+    def _read(self, body: Callable[..., _T], *args: Any) -> _T | None:
+        """``body(conn, *args)`` on this thread's read connection; ``None`` if no database."""
         try:
-            return self._readers.conn  # type: ignore[no-any-return]
-        except AttributeError:
-            conn = self._readers.conn = self._open()
-            return conn
-
-    def _read(self, body: Callable[..., _T], *args: Any) -> _T:
-        """Run ``body(conn, *args)`` on this thread's read connection (one snapshot)."""
-        try:
-            return body(self._reader(), *args)
+            try:
+                conn = self._readers.conn
+                kept = True
+            except AttributeError:
+                conn, kept = self._open_reader()
+                if conn is None:
+                    return None
+                if kept:
+                    self._readers.conn = conn
+            try:
+                return body(conn, *args)
+            finally:
+                if not kept:
+                    conn.close()
         except (sqlite3.Error, OSError) as exc:
             raise sql.translate(exc, self.path) from exc
 
@@ -262,28 +317,17 @@ class FileBackend(Backend):
     # -- reads -------------------------------------------------------------
 
     def get(self, key: StateKey, field: str) -> JSONValue | _Missing:
-        # _read inlined: this is the path scripts and workers run most.
-        try:
-            try:
-                conn = self._readers.conn
-            except AttributeError:
-                conn = self._reader()
-            row = conn.execute(sql.GET, (key[0], key[1], field, time.time())).fetchone()
-            if row is None:
-                return MISSING
-            return decode(row[0])  # _decode inlined too
-        except (sqlite3.Error, OSError) as exc:
-            raise sql.translate(exc, self.path) from exc
-        except CorruptDataError:
-            return self._decode(row[0], key, field)  # raises again, saying where
+        row = self._read(_fetch_one, sql.GET, (key[0], key[1], field, time.time()))
+        return MISSING if row is None else self._decode(row[0], key, field)
 
     def get_all(self, key: StateKey) -> Document:
-        return self._read(self._read_all, key, time.time())[0]
+        found = self._read(self._read_all, key, time.time())
+        return {} if found is None else found[0]
 
     def list_states(self, prefix: str = "") -> list[StateInfo]:
         now = time.time()
         like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        rows = self._read(_fetch_all, sql.LIST, (like, now))
+        rows = self._read(_fetch_all, sql.LIST, (like, now)) or []
         return [
             StateInfo(name, scope, count, None if exp is None else max(exp - now, 0.0))
             for name, scope, count, exp in rows
@@ -325,6 +369,9 @@ class FileBackend(Backend):
         return self._write(body)
 
     def delete(self, key: StateKey, fields: Sequence[str], ttl: float | None) -> int:
+        if not self._ready and not self.path.exists():
+            return 0  # nothing to delete: creating the database would be all it did
+
         def body(conn: sqlite3.Connection, now: float) -> int:
             removed = 0
             for field in fields:
@@ -336,6 +383,9 @@ class FileBackend(Backend):
         return self._write(body)
 
     def clear(self, key: StateKey) -> bool:
+        if not self._ready and not self.path.exists():
+            return False
+
         def body(conn: sqlite3.Connection, now: float) -> bool:
             live = conn.execute(sql.COUNT_LIVE, (*key, None, now)).fetchone()[0]
             conn.execute(sql.DELETE_STATE, key)
@@ -448,6 +498,8 @@ class FileBackend(Backend):
             }
 
         facts = self._read(check)
+        if facts is None:
+            return {"path": str(self.path.absolute()), "database": "none yet (a write creates it)"}
         if facts["integrity"] != "ok":
             raise CorruptDataError(
                 f"{self.path} fails PRAGMA integrity_check: {facts['integrity']}"
@@ -467,6 +519,32 @@ class FileBackend(Backend):
 
 def _fetch_all(conn: sqlite3.Connection, statement: str, params: tuple[Any, ...]) -> list[Any]:
     return conn.execute(statement, params).fetchall()
+
+
+def _fetch_one(conn: sqlite3.Connection, statement: str, params: tuple[Any, ...]) -> Any:
+    return conn.execute(statement, params).fetchone()
+
+
+def _create_database_file(path: Path) -> None:
+    """Create ``path`` (0600) and its missing directories (each 0700), never through a link.
+
+    ``Path.mkdir(parents=True)`` would give intermediate directories the umask's
+    mode; state may be private, so every directory qstate makes is 0700.
+    """
+    if path.is_symlink() and not path.exists():
+        raise ConfigError(
+            f"{path} is a symbolic link to {os.readlink(path)}, which does not exist; "
+            "qstate does not create files through links: create the target or use another path"
+        )
+    missing = []
+    directory = path.parent
+    while not directory.exists():
+        missing.append(directory)
+        directory = directory.parent
+    for directory in reversed(missing):
+        directory.mkdir(mode=0o700, exist_ok=True)
+    with contextlib.suppress(FileExistsError):  # another process was first, or it exists
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o600))
 
 
 def open_sync(url: str) -> FileBackend:
