@@ -10,6 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -102,3 +107,36 @@ def make_state(flavour: Flavour, registry: Any) -> Callable[..., Any]:
         return flavour.state_class(name)(registry, **kwargs)
 
     return make
+
+
+@pytest.fixture
+def shared_directory() -> Iterator[Path]:
+    """A directory other users can enter (pytest's own tmp directories are 0700)."""
+    directory = Path(tempfile.mkdtemp(prefix="qstate-perm-", dir="/tmp"))
+    directory.chmod(0o755)
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def as_nobody() -> list[str]:
+    """The command prefix that runs a program as user nobody, or a skip saying why not.
+
+    Root ignores file permissions, so permission tests run as another user; that
+    user must be able to run this checkout's interpreter, which it cannot when
+    the checkout sits inside a 0700 home directory.
+    """
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        pytest.skip("needs root and setpriv to run qstate as another user")
+    command = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+    probe = subprocess.run(
+        [*command, sys.executable, "-c", "import qstate_cli.main"], capture_output=True
+    )
+    if probe.returncode != 0:
+        reason = probe.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["?"]
+        pytest.skip(
+            "user nobody cannot run this checkout's interpreter (inside a 0700 "
+            f"directory?): {reason[0]}"
+        )
+    return command

@@ -9,15 +9,12 @@ import multiprocessing
 import os
 import random
 import resource
-import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -219,27 +216,18 @@ def test_full_disk_is_a_clear_error_and_keeps_the_data(tmp_path: Path) -> None:
     assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
 
 
-@pytest.fixture
-def shared_directory() -> Iterator[Path]:
-    """A directory other users can enter (pytest's own tmp directories are 0700)."""
-    directory = Path(tempfile.mkdtemp(prefix="qstate-perm-", dir="/tmp"))
-    directory.chmod(0o755)
-    yield directory
-    shutil.rmtree(directory, ignore_errors=True)
-
-
-def test_unwritable_directory_is_a_clear_error_and_keeps_the_data(shared_directory: Path) -> None:
-    setpriv = shutil.which("setpriv")
-    if os.geteuid() != 0 or setpriv is None:
-        pytest.skip("needs root and setpriv to run qstate as another user")
+def test_unwritable_directory_is_a_clear_error_and_keeps_the_data(
+    shared_directory: Path, as_nobody: list[str]
+) -> None:
     url = f"file:{shared_directory}/data/state.db"
     subprocess.run([QSTATE, "--url", url, "set", "Doc", "k", "kept"], check=True)
     (shared_directory / "data").chmod(0o755)  # qstate made it 0700: let nobody in, read-only
     for file in (shared_directory / "data").iterdir():
         file.chmod(0o644)
-    as_nobody = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", QSTATE, "--url", url]
     result = subprocess.run(
-        [*as_nobody, "set", "Doc", "k", "changed"], capture_output=True, text=True
+        [*as_nobody, QSTATE, "--url", url, "set", "Doc", "k", "changed"],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 3, result.stderr
     assert result.stderr.startswith("qstate: error: ")
