@@ -6,14 +6,11 @@ shell runs the same app, so there is one grammar and one implementation.
 
 from __future__ import annotations
 
+import copy
 import sys
 from typing import Annotated, Any
 
 import typer
-
-# Typer 0.29 vendors click; its exceptions are what standalone_mode=False lets through.
-from typer._click.exceptions import ClickException
-from typer._click.exceptions import UsageError as ClickUsageError
 from typer.core import TyperGroup
 
 from qstate import QStateError, __version__
@@ -33,13 +30,30 @@ The backend URL comes from --url, else $QSTATE_URL, else qstate.toml or
 """
 
 
+GLOBAL_OPTIONS = ("url", "output", "json_output", "no_color", "debug")
+"""The app's options that every command also accepts, anywhere on the line."""
+
+
 class _Commands(TyperGroup):
     """The app's command group; it is the error boundary for what commands raise.
 
     Library and CLI errors become one line on stderr and a documented exit code
     here, inside the app, so every way of running it (the console script, the
     shell, Typer's test runner) behaves the same.
+
+    It also gives every command the global options (``qstate get S k --json``
+    works, and ``get --help`` lists them), except where a command has an option
+    of the same spelling itself (``update --json DOC``).
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        shared = [param for param in self.params if param.name in GLOBAL_OPTIONS]
+        for command in self.commands.values():
+            taken = {opt for param in command.params for opt in param.opts}
+            for param in shared:
+                if taken.isdisjoint(param.opts):
+                    command.params.append(_global_copy(param))
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
@@ -54,11 +68,27 @@ class _Commands(TyperGroup):
             raise typer.Exit(exit_code_for(error)) from None
 
 
+def _global_copy(param: Any) -> Any:
+    """A command's copy of a global option: parsed there, applied to the session."""
+    copied = copy.copy(param)
+    copied.expose_value = False
+    copied.callback = _apply_global
+    return copied
+
+
+def _apply_global(ctx: typer.Context, param: Any, value: Any) -> Any:
+    if value is not None and value is not False:
+        session = ctx.find_root().obj
+        if isinstance(session, Session):
+            session.apply(param.name, value)
+    return value
+
+
 app = typer.Typer(
     name="qstate",
     cls=_Commands,
     help=HELP,
-    no_args_is_help=True,
+    invoke_without_command=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -97,8 +127,16 @@ def main(
         typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
     ] = False,
 ) -> None:
-    if isinstance(ctx.obj, Session):
-        return  # run by the shell, on the shell's own session and registry
+    if ctx.invoked_subcommand is None:
+        print(short_usage(ctx), file=sys.stderr)
+        raise typer.Exit(ExitCode.USAGE)
+    if isinstance(ctx.obj, Session):  # run by the shell, on the shell's own session
+        given = {"url": url, "output": output, "json_output": json_output}
+        given.update(no_color=no_color, debug=debug)
+        for name, value in given.items():
+            if value is not None and value is not False:
+                ctx.obj.apply(name, value)
+        return
     session = Session(
         url=url,
         output=Output(requested=Mode.json if json_output else output, no_color=no_color),
@@ -108,13 +146,31 @@ def main(
     ctx.call_on_close(session.close)
 
 
+def short_usage(ctx: typer.Context) -> str:
+    """What bare ``qstate`` prints: the usage line and the commands, one line each."""
+    group = ctx.command
+    assert isinstance(group, TyperGroup)
+    names = group.list_commands(ctx)
+    width = max(map(len, names))
+    lines = [
+        "Usage: qstate [--url URL] [--output table|json|plain] COMMAND [ARGS]...",
+        "",
+        "Commands:",
+    ]
+    for name in names:
+        summary = (group.commands[name].help or "").strip().split("\n")[0]
+        lines.append(f"  {name:<{width}}  {summary}")
+    lines += ["", "Run 'qstate COMMAND --help' for a command's options, 'qstate --help' for all."]
+    return "\n".join(lines)
+
+
 register_all(app)
 
 
-def one_line(error: BaseException) -> str:
+def one_line(error: BaseException | str) -> str:
     """An error as one line, with any URL password in it (even one the user typed
     where a name was expected) replaced by ``***``."""
-    text = str(error).strip() or type(error).__name__
+    text = error if isinstance(error, str) else str(error).strip() or type(error).__name__
     return redact(" ".join(text.split()))
 
 
@@ -126,14 +182,13 @@ def invoke(args: list[str], session: Session | None = None) -> int:
     """
     before_separator = args[: args.index("--")] if "--" in args else args
     debug = "--debug" in before_separator or (session is not None and session.debug)
+    saved = session.settings() if session is not None else None
     try:
         result = app(args=args, prog_name="qstate", standalone_mode=False, obj=session)
-    except ClickUsageError as error:
-        hint = f" (see: {error.ctx.command_path} --help)" if error.ctx is not None else ""
-        print(f"qstate: error: {one_line(error)}{hint}", file=sys.stderr)
-        return ExitCode.USAGE
-    except ClickException as error:
-        print(f"qstate: error: {one_line(error)}", file=sys.stderr)
+    except typer.TyperException as error:  # click's usage and parameter errors
+        print(
+            f"qstate: error: {_usage_message(error, shell=session is not None)}", file=sys.stderr
+        )
         return ExitCode.USAGE
     except (QStateError, CliError) as error:  # raised before a command runs
         print(f"qstate: error: {one_line(error)}", file=sys.stderr)
@@ -152,7 +207,22 @@ def invoke(args: list[str], session: Session | None = None) -> int:
             file=sys.stderr,
         )
         return ExitCode.INTERNAL
+    finally:
+        if session is not None and saved is not None:
+            session.restore(saved)  # options typed on one shell line last for that line
     return result if isinstance(result, int) else ExitCode.OK
+
+
+def _usage_message(error: typer.TyperException, *, shell: bool) -> str:
+    """Click's message, naming the option at fault, and where to read more."""
+    message = one_line(error.format_message())
+    ctx = getattr(error, "ctx", None)
+    if ctx is None:
+        return message
+    path = ctx.command_path.split(" ", 1)
+    if shell:  # inside the shell there is no "qstate" word to type
+        return f"{message} (see: help {path[1]})" if len(path) > 1 else f"{message} (see: help)"
+    return f"{message} (see: {ctx.command_path} --help)"
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .errors import BadInput
 from .output import Output
+from .render import Mode
 
 if TYPE_CHECKING:
     from qstate import State, StateRegistry
@@ -32,6 +34,30 @@ class Session:
 
             self._registry = StateRegistry(self.url)
         return self._registry
+
+    def apply(self, name: str, value: object) -> None:
+        """Apply a global option given after the command (or on a shell line)."""
+        if name == "url":
+            if self._registry is not None and value != self.url:
+                raise BadInput(
+                    "--url cannot change inside the shell; start another: qstate shell --url URL"
+                )
+            self.url = str(value)
+        elif name == "output":
+            self.output.requested = Mode(str(value))
+        elif name == "json_output":
+            self.output.requested = Mode.json
+        elif name == "no_color":
+            self.output.no_color = True
+        elif name == "debug":
+            self.debug = True
+
+    def settings(self) -> tuple[Mode | None, bool, bool]:
+        """The per-run settings, so that the shell can restore them after a line."""
+        return self.output.requested, self.output.no_color, self.debug
+
+    def restore(self, settings: tuple[Mode | None, bool, bool]) -> None:
+        self.output.requested, self.output.no_color, self.debug = settings
 
     def state(self, name: str, scope: str | None = None) -> State:
         return self.registry().state(name, scope=scope)
