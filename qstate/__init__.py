@@ -8,7 +8,7 @@ by a backend chosen by URL: ``memory://``, ``file:path/state.db`` (SQLite) or
 from ._async.registry import AsyncStateRegistry
 from ._async.state import AsyncState
 from ._codec import MAX_DEPTH, MAX_INTEGER, MIN_INTEGER
-from ._config import DEFAULT_URL, resolve_url
+from ._config import DEFAULT_URL, ResolvedURL, locate_url, resolve_url
 from ._errors import (
     BackendUnavailableError,
     ConfigError,
@@ -23,6 +23,7 @@ from ._inject import Scope
 from ._model import StateInfo
 from ._sync.registry import StateRegistry
 from ._sync.state import State
+from ._urls import redact as redact_url
 
 __version__ = "0.1.0"
 
@@ -40,10 +41,13 @@ __all__ = [
     "InvalidNameError",
     "InvalidValueError",
     "QStateError",
+    "ResolvedURL",
     "Scope",
     "State",
     "StateInfo",
     "StateRegistry",
     "UsageError",
+    "locate_url",
+    "redact_url",
     "resolve_url",
 ]

@@ -20,6 +20,8 @@ class Session:
     url: str | None = None
     output: Output = field(default_factory=Output)
     debug: bool = False
+    lives_on: bool = False
+    """Whether the registry outlives one command (the shell): only then is memory:// useful."""
     _registry: StateRegistry | None = field(default=None, repr=False)
 
     @classmethod
@@ -30,8 +32,14 @@ class Session:
     def registry(self) -> StateRegistry:
         """The registry for ``--url`` (else ``QSTATE_URL``, config file, default)."""
         if self._registry is None:
-            from qstate import StateRegistry
+            from qstate import StateRegistry, locate_url
 
+            if not self.lives_on and locate_url(self.url).url.lower().startswith("memory:"):
+                raise BadInput(
+                    "memory:// keeps states inside one process, so this command would start "
+                    "empty and its writes would vanish when it ends; use qstate shell "
+                    "--url memory://, a file: URL or redis://"
+                )
             self._registry = StateRegistry(self.url)
         return self._registry
 
@@ -58,6 +66,18 @@ class Session:
 
     def restore(self, settings: tuple[Mode | None, bool, bool]) -> None:
         self.output.requested, self.output.no_color, self.debug = settings
+
+    def where(self) -> str:
+        """The backend, password-free, and where its URL came from unless it was given."""
+        from qstate import locate_url, redact_url
+
+        located = locate_url(self.url)
+        url = redact_url(located.url)
+        if located.source == "argument":
+            return url
+        if located.source == "default":
+            return f"{url} (the default: no --url, $QSTATE_URL or qstate.toml here)"
+        return f"{url} (from {located.source})"
 
     def state(self, name: str, scope: str | None = None) -> State:
         return self.registry().state(name, scope=scope)

@@ -8,11 +8,8 @@ from typing import Any
 
 import typer
 
-from qstate import QStateError
-from qstate._config import locate_url
-from qstate._urls import redact
+from qstate import QStateError, locate_url, redact_url
 
-from ..errors import exit_code_for
 from ..exit_codes import ExitCode
 from ..render import Mode, json_text
 from ._common import session_of
@@ -24,10 +21,11 @@ def doctor(ctx: typer.Context) -> None:
     """Check the backend: where the URL comes from, reachability, round-trip
     latency, version, SQLite integrity or Redis Cluster state. Exit 3 if unusable."""
     session = session_of(ctx)
-    located = locate_url(session.url)
-    report: dict[str, Any] = {"url": redact(located.url), "from": located.source}
+    report: dict[str, Any] = {}
     code = ExitCode.OK
     try:
+        located = locate_url(session.url)
+        report.update({"url": redact_url(located.url), "from": located.source})
         registry = session.registry()
         probe = registry.state("_qstate_doctor")
         timings = []
@@ -41,10 +39,9 @@ def doctor(ctx: typer.Context) -> None:
         report["states"] = len(registry.list_states())
     except QStateError as error:
         report["reachable"] = report.get("reachable", False)
-        report["problem"] = " ".join(str(error).split())
-        code = exit_code_for(error)
-        if code is ExitCode.USAGE:
-            raise
+        report["problem"] = redact_url(" ".join(str(error).split()))
+        # A configuration a doctor cannot use is a finding to report, not a usage error.
+        code = ExitCode.UNAVAILABLE
     _show(session, report, healthy=code is ExitCode.OK)
     if code is not ExitCode.OK:
         raise typer.Exit(code)

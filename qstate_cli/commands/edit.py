@@ -31,6 +31,9 @@ def edit(ctx: typer.Context, state: StateArg, scope: ScopeOpt = None) -> None:
     created this way too.
     """
     session = session_of(ctx)
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
+    if not editor and not session.output.interactive:
+        raise BadInput("no $VISUAL or $EDITOR set, and no terminal to run vi on; set $EDITOR")
     target = session.state(state, scope)
     name = describe(state, scope)
     original = target.get_all()
@@ -40,7 +43,7 @@ def edit(ctx: typer.Context, state: StateArg, scope: ScopeOpt = None) -> None:
     path = Path(path_name)
     with os.fdopen(handle, "w", encoding="utf-8") as file:
         file.write(json_text(original) + "\n")
-    _run_editor(path)
+    _run_editor(editor or "vi", path)
     text = path.read_text(encoding="utf-8")
     try:
         edited = check_document(parse_document(text, f"your edit of {name}"))
@@ -67,11 +70,10 @@ def edit(ctx: typer.Context, state: StateArg, scope: ScopeOpt = None) -> None:
     session.output.message(f"{name}: saved")
 
 
-def _run_editor(path: Path) -> None:
+def _run_editor(command: str, path: Path) -> None:
     import shlex
     import subprocess
 
-    command = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
     try:
         result = subprocess.run([*shlex.split(command), str(path)], check=False)
     except OSError as exc:

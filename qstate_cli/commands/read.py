@@ -46,12 +46,16 @@ def get(
     if key is not None:
         value = target.get(key, _ABSENT)
         if value is _ABSENT:
-            raise NotFound(f"key {key!r} not found in state {describe(state, scope)}")
+            raise NotFound(
+                f"key {key!r} not found in state {describe(state, scope)} in {session.where()}"
+            )
         out.value(value)
         return
     data = target.get_all()
     if not data:
-        raise NotFound(f"state {describe(state, scope)} not found (it holds no keys)")
+        raise NotFound(
+            f"state {describe(state, scope)} not found (it holds no keys) in {session.where()}"
+        )
     print_state(out, state, scope, data)
 
 

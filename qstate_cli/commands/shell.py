@@ -27,6 +27,7 @@ def shell(
         check_name(state)
         check_scope(scope)
     session = session_of(ctx)
+    session.lives_on = True
     raise typer.Exit(run_shell(session, Current(state, scope)))
 
 
