@@ -70,7 +70,7 @@ class Output:
         """One value: bare in plain mode, a JSON document otherwise."""
         mode = self.mode(single_value=True)
         if mode is Mode.plain:
-            self.data(plain_value(value))
+            self.data(plain_value(value, escape=self.terminal))
         else:
             self.data(json_text(value))
 

@@ -414,7 +414,13 @@ def test_doctor_on_unusable_backends(tmp_path: Path) -> None:
     corrupt = runner.invoke(app, ["--url", f"file:{broken}", "--json", "doctor"])
     assert corrupt.exit_code == 3
     assert "problem" in json.loads(corrupt.stdout)
-    assert runner.invoke(app, ["--url", "nowhere", "doctor"]).exit_code == 2
+    for url in ("nowhere", "nonsense://x", "redis://:hunter2@127.0.0.1:1/0?timeout=abc"):
+        misconfigured = runner.invoke(app, ["--url", url, "--json", "doctor"])
+        assert misconfigured.exit_code == 3, "a doctor reports a bad configuration"
+        report = json.loads(misconfigured.stdout)
+        assert report["healthy"] is False
+        assert report["problem"]
+        assert "hunter2" not in misconfigured.stdout + misconfigured.stderr
 
 
 @pytest.mark.redis
