@@ -30,6 +30,25 @@ def state_names(ctx: Any, incomplete: str) -> list[str]:
     return sorted(names)
 
 
+def state_scopes(ctx: Any, incomplete: str) -> list[str]:
+    """Scopes of the state named on the line so far, else of every state."""
+    params = ctx.params if ctx is not None else {}
+    # While an option's value is completed, click leaves the arguments unparsed.
+    typed = params.get("state") or params.get("states") or (ctx.args if ctx is not None else [])
+    if isinstance(typed, (list, tuple)):  # export STATE..., or the unparsed words
+        typed = typed[0] if len(typed) == 1 else None
+    name = typed
+    try:
+        with _registry(ctx) as registry:
+            infos = registry.list_states(name or "")
+    except Exception:  # completion must never fail the shell
+        return []
+    return sorted(
+        {i.scope for i in infos if i.scope.startswith(incomplete) and (not name or i.name == name)}
+        - {""}
+    )
+
+
 def state_keys(ctx: Any, incomplete: str) -> list[str]:
     params = ctx.params if ctx is not None else {}
     name = params.get("state")
@@ -51,3 +70,8 @@ def complete_state(ctx: Any, incomplete: str) -> list[str]:
 def complete_key(ctx: Any, incomplete: str) -> list[str]:
     """Typer autocompletion for a KEY argument (of the state typed before it)."""
     return state_keys(ctx, incomplete)
+
+
+def complete_scope(ctx: Any, incomplete: str) -> list[str]:
+    """Typer autocompletion for --scope."""
+    return state_scopes(ctx, incomplete)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from .completion import complete_key, complete_state
+from .completion import complete_key, complete_scope, complete_state
 
 StateArg = Annotated[
     str,
@@ -28,7 +28,12 @@ OptionalStateArg = Annotated[
 ]
 ScopeOpt = Annotated[
     str | None,
-    typer.Option("--scope", "-s", help="The state's scope (one document per user, chat, job...)."),
+    typer.Option(
+        "--scope",
+        "-s",
+        help="The state's scope (one document per user, chat, job...).",
+        autocompletion=complete_scope,
+    ),
 ]
 KeyArg = Annotated[
     str, typer.Argument(metavar="KEY", help="A key of the state.", autocompletion=complete_key)

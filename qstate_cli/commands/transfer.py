@@ -24,6 +24,7 @@ from qstate import StateInfo
 from qstate._keys import check_name, check_scope
 from qstate._model import check_document, check_ttl
 
+from ..completion import complete_state
 from ..errors import BadInput
 from ..options import ScopeOpt, YesOpt
 from ..render import json_text
@@ -55,7 +56,11 @@ def export(
     ctx: typer.Context,
     states: Annotated[
         list[str] | None,
-        typer.Argument(metavar="[STATE]...", help="States to export (all scopes); default all."),
+        typer.Argument(
+            metavar="[STATE]...",
+            help="States to export (all scopes); default all.",
+            autocompletion=complete_state,
+        ),
     ] = None,
     scope: ScopeOpt = None,
 ) -> None:

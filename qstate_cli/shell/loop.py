@@ -126,7 +126,12 @@ class Shell:
             words = split(text)
         except LineError:
             return ""
-        return line_syntax(words, self.commands, implicit_state=self.current.name is not None)
+        return line_syntax(
+            words,
+            self.commands,
+            implicit_state=self.current.name is not None,
+            width=shutil.get_terminal_size().columns,
+        )
 
     def interactive(self) -> int:
         """The prompt-toolkit loop; Ctrl-C cancels the line, Ctrl-D or exit leaves (0)."""
