@@ -16,7 +16,9 @@ from ._codec import check_text
 from ._errors import InvalidNameError
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,127}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f{}]")
+_CONTROL = re.compile(  # C0, DEL, C1, line separators, bidi controls; braces (Redis hash tags)
+    "[\x00-\x1f\x7f-\x9f{}\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
 MAX_SCOPE = 200
 MAX_KEY = 1000
 
@@ -54,7 +56,8 @@ def check_scope(scope: object) -> str:
         )
     if _CONTROL.search(scope):
         raise InvalidNameError(
-            f"invalid scope {scope!r}: control characters and braces are not allowed"
+            f"invalid scope {scope!r}: control characters (also C1 and bidi controls) "
+            "and braces are not allowed"
         )
     if not scope.isascii():
         _as_name_error(scope, "scope")

@@ -26,6 +26,14 @@ from qstate import AsyncState, AsyncStateRegistry, State, StateRegistry
 
 pytest_plugins = ["tests.redis_server"]
 
+ORDER_VARIABLE = "QSTATE_TEST_ORDER"
+"""Set to ``reverse`` to run the collected tests last to first (order-dependence checks)."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if os.environ.get(ORDER_VARIABLE) == "reverse":
+        items.reverse()
+
 
 class Flavour:
     """The sync or async API behind one uniform, synchronous test interface."""

@@ -34,6 +34,7 @@ from qstate_cli.shell.grammar import (
 )
 from qstate_cli.shell.loop import Shell
 from qstate_cli.shell.prompt import make_prompt_session
+from tests.conftest import ORDER_VARIABLE
 
 QSTATE = str(Path(sys.executable).parent / "qstate")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][AB012]")
@@ -448,3 +449,19 @@ def test_progress_bar_and_live_watch_on_a_terminal(tmp_path: Path) -> None:
     subprocess.run([QSTATE, "--url", url, "set", "S1", "k", "changed"], check=True)
     watch.expect('"changed"')
     watch.expect(pexpect.EOF)
+
+
+@pytest.mark.slow
+def test_the_shell_tests_pass_in_reverse_order() -> None:
+    """No test here may depend on what another left behind, or on running after it."""
+    if os.environ.get(ORDER_VARIABLE) == "reverse":
+        pytest.skip("this is the reversed run")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__],
+        env={**os.environ, ORDER_VARIABLE: "reverse"},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert " passed" in result.stdout
