@@ -20,6 +20,7 @@ from ._errors import (
     UsageError,
 )
 from ._inject import Scope
+from ._listing import StateList
 from ._model import StateInfo
 from ._sync.registry import StateRegistry
 from ._sync.state import State
@@ -41,6 +42,7 @@ __all__ = [
     "Scope",
     "State",
     "StateInfo",
+    "StateList",
     "StateRegistry",
     "UsageError",
     "resolve_url",
