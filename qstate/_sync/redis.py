@@ -368,17 +368,17 @@ class RedisBackend(Backend):
         """Give back the locks that timed-out transactions may hold.
 
         A lock is released only if its token still matches, so this is safe
-        whether the lost request took the lock or not. On failure the rest are
-        kept for the next try, and the write that called this goes on to
-        report the outage itself.
+        whether the lost request took the lock or not. If the server still does
+        not answer, the locks are kept for the next try and the calling write
+        fails with that error: it must not spend a second timeout on its own.
         """
         while self._orphans:
             key, token = self._orphans.pop()
             try:
                 self._eval(self._release_script, self._keys(key), [token])
-            except REDIS_ERRORS:
+            except REDIS_ERRORS as exc:
                 self._orphans.append((key, token))
-                return
+                raise translate(exc, self.url, key) from exc
 
     def _decode_raw(self, raw: dict[str, bytes], key: StateKey) -> Document:
         try:
