@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, quote, urlencode
 
+from ._codec import MAX_SAFE_INTEGER
 from ._errors import ConfigError
 from ._keys import StateKey
 from ._urls import redact, split_credentials
@@ -278,6 +279,19 @@ return removed
 CLEAR = _UNLESS_LOCKED + "return redis.call('DEL', KEYS[1])"
 """Returns 1 if the state existed."""
 
+# While the library's integer limit is below 64 bits, the script keeps to it
+# too (undoing an increment that went past it); at ±(2**63 - 1) HINCRBY's own
+# overflow check is the limit and this costs nothing.
+_LIBRARY_BOUND = (
+    ""
+    if MAX_SAFE_INTEGER >= 2**63 - 1
+    else f"""
+    if v > {MAX_SAFE_INTEGER} or v < -{MAX_SAFE_INTEGER} then
+      redis.call('HINCRBY', KEYS[1], ARGV[1], -tonumber(ARGV[2]))  -- undo, unseen
+      return redis.error_reply('QSTATE_RANGE')
+    end"""
+)
+
 INCR = (
     _UNLESS_LOCKED
     + """
@@ -288,7 +302,9 @@ if not is_float then
   -- it exactly over the signed 64-bit range and refuses to overflow it; it also
   -- refuses anything that is not an integer (a float, a string, null): below
   local v = redis.pcall('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
-  if type(v) == 'number' then
+  if type(v) == 'number' then"""
+    + _LIBRARY_BOUND
+    + """
     local exact = v
     -- a Lua number is a double: beyond 2**53 send the exact stored text instead
     if v >= 9007199254740992 or v <= -9007199254740992 then

@@ -137,7 +137,11 @@ class AsyncRedisBackend(AsyncBackend):
         try:
             return await self._client.evalsha(script.sha, 2, *keys, *args)
         except NoScriptError:
-            return await self._client.eval(script.source, 2, *keys, *args)
+            return await self._run_source(script, keys, args)
+
+    async def _run_source(self, script: _Script, keys: list[str], args: list[Any]) -> Any:
+        """Redis's EVAL (not Python's): runs the script and caches it for EVALSHA."""
+        return await self._client.execute_command("EVAL", script.source, 2, *keys, *args)
 
     async def _once_more(self, call: Callable[[], Any], *, idempotent: bool = True) -> Any:
         """Run ``call``; if its connection turns out dead (say the server restarted
@@ -177,7 +181,7 @@ class AsyncRedisBackend(AsyncBackend):
                         raise
                     return await self._eval(script, keys, args)
                 except NoScriptError:
-                    return await self._client.eval(script.source, 2, *keys, *args)
+                    return await self._run_source(script, keys, args)
             except REDIS_ERRORS as exc:
                 error = translate(exc, self.url, key, field)
                 if not isinstance(error, StateLocked):

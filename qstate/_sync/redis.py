@@ -138,7 +138,11 @@ class RedisBackend(Backend):
         try:
             return self._client.evalsha(script.sha, 2, *keys, *args)
         except NoScriptError:
-            return self._client.eval(script.source, 2, *keys, *args)
+            return self._run_source(script, keys, args)
+
+    def _run_source(self, script: _Script, keys: list[str], args: list[Any]) -> Any:
+        """Redis's EVAL (not Python's): runs the script and caches it for EVALSHA."""
+        return self._client.execute_command("EVAL", script.source, 2, *keys, *args)
 
     def _once_more(self, call: Callable[[], Any], *, idempotent: bool = True) -> Any:
         """Run ``call``; if its connection turns out dead (say the server restarted
@@ -178,7 +182,7 @@ class RedisBackend(Backend):
                         raise
                     return self._eval(script, keys, args)
                 except NoScriptError:
-                    return self._client.eval(script.source, 2, *keys, *args)
+                    return self._run_source(script, keys, args)
             except REDIS_ERRORS as exc:
                 error = translate(exc, self.url, key, field)
                 if not isinstance(error, StateLocked):

@@ -74,6 +74,8 @@ def _from_response(exc: rx.ResponseError, url: str, state: object, field: str) -
             message[-1:], "value that is not a number"
         )
         return InvalidValueError(f"cannot incr key {field!r}: it holds a {kind}, not a number")
+    if message.startswith("QSTATE_RANGE"):
+        return InvalidValueError(f"incr of key {field!r} would leave the range of safe integers")
     if message.startswith("QSTATE_OVERFLOW"):
         return InvalidValueError(
             f"incr of key {field!r} would overflow (integers are kept within ±(2**63 - 1)); "
