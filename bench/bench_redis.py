@@ -17,7 +17,9 @@ checks the state's lock) and decoding. A context row times raw redis-py sending
 qstate's own set script: the gap between it and HSET is the price of the lock
 check (a server-side script), the gap between it and qstate is qstate's own work.
 The async flavour is then timed the same way against raw ``redis.asyncio``
-(set, get, get_all, incr), on one event loop.
+(set, get, get_all, incr), on one event loop, then with 100 calls in flight at
+once (a row's unit is one batch of 100), raw redis.asyncio using a blocking pool
+of the same size as qstate's default (50 connections).
 Targets: at most 1.15× raw time for single operations, 1.2× for modify; as
 throughput ratios, at least 0.87 and 0.83. Exit status 1 when a target is missed.
 Usage: python bench/bench_redis.py [--quick] [--url redis://...]
@@ -45,6 +47,8 @@ from qstate import AsyncState, AsyncStateRegistry, State, StateRegistry
 from qstate import _redis_layout as layout
 
 SINGLE, MODIFY = 1 / 1.15, 1 / 1.2
+CONCURRENT = 100
+"""Calls in flight at once in the concurrent rows (more than the pool holds)."""
 
 
 class Bench(State):
@@ -168,8 +172,34 @@ async def _async_rows(url: str, run: dict[str, int]) -> list[Row]:
         await acompare("redis async", name, mine, base_name, base, **run, target=SINGLE)
         for name, mine, base_name, base in cases
     ]
+    # 100 calls at once: both sides queue for the same number of pooled connections.
+    pool = redis.asyncio.BlockingConnectionPool.from_url(
+        url, max_connections=layout.DEFAULT_MAX_CONNECTIONS, timeout=5
+    )
+    pooled = redis.asyncio.Redis(connection_pool=pool)
+
+    def at_once(call: AsyncOp) -> AsyncOp:
+        async def hundred() -> object:
+            return await asyncio.gather(*(call() for _ in range(CONCURRENT)))
+
+        return hundred
+
+    concurrent: list[tuple[str, AsyncOp, str, AsyncOp]] = [
+        ("100 × get at once", at_once(lambda: ours.get("step")),
+         "100 × HGET at once", at_once(lambda: pooled.hget(RAW_KEY, "step"))),
+        ("100 × set at once", at_once(lambda: ours.set("step", 1)),
+         "100 × HSET at once", at_once(lambda: pooled.hset(RAW_KEY, "step", 1))),
+        ("100 × incr at once", at_once(lambda: ours.incr("n")),
+         "100 × HINCRBY at once", at_once(lambda: pooled.hincrby(RAW_KEY, "c", 1))),
+    ]  # fmt: skip
+    batches = {"n": max(run["n"] // 20, 5), "repeats": run["repeats"]}
+    result += [
+        await acompare("redis async", name, mine, base_name, base, **batches, target=SINGLE)
+        for name, mine, base_name, base in concurrent
+    ]
     await registry.aclose()
     await client.aclose()
+    await pooled.aclose()
     return result
 
 

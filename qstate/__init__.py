@@ -20,6 +20,7 @@ from ._errors import (
     UsageError,
 )
 from ._inject import Scope
+from ._listing import StateList
 from ._model import StateInfo
 from ._sync.registry import StateRegistry
 from ._sync.state import State
@@ -45,6 +46,7 @@ __all__ = [
     "Scope",
     "State",
     "StateInfo",
+    "StateList",
     "StateRegistry",
     "UsageError",
     "locate_url",

@@ -33,7 +33,9 @@ def resolve_url(explicit: str | None = None) -> str:
 
 def locate_url(explicit: str | None = None, cwd: Path | None = None) -> ResolvedURL:
     """Like :func:`resolve_url`, also saying where the URL came from."""
-    if explicit:
+    if explicit is not None:
+        if not explicit.strip():
+            raise ConfigError("the backend URL is empty; give one, or omit it for the default")
         return ResolvedURL(explicit, "argument")
     env = os.environ.get(ENV_VAR)
     if env:

@@ -16,64 +16,191 @@ Expiry is the key's own TTL (PEXPIRE), set in the same script as the write.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from urllib.parse import parse_qsl, urlencode
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, quote, urlencode
 
 from ._errors import ConfigError
 from ._keys import StateKey
-from ._urls import redact
+from ._urls import redact, split_credentials
 
 _PREFIX = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+_HOST = re.compile(r"[A-Za-z0-9_.\-]*|\[[0-9A-Fa-f:.%A-Za-z]+\]")
 
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+SCHEMES = {"redis", "rediss", "unix", *CLUSTER_SCHEMES}
+
+DEFAULT_MAX_CONNECTIONS = 50
+"""Connections a registry opens to one server at most (``?max_connections=``)."""
+
+_SECONDS_OPTIONS = ("timeout", "lease", "lock_wait")
+
+REDIS_PY_OPTIONS = frozenset(
+    {"socket_keepalive", "socket_read_size", "health_check_interval", "client_name"}
+)
+"""Query options passed on to redis-py (it checks their values)."""
+SSL_OPTIONS = frozenset(
+    {
+        "ssl_keyfile", "ssl_certfile", "ssl_cert_reqs", "ssl_ca_certs", "ssl_ca_data",
+        "ssl_ca_path", "ssl_check_hostname", "ssl_password", "ssl_min_version",
+        "ssl_ciphers", "ssl_include_verify_flags", "ssl_exclude_verify_flags",
+        "ssl_validate_ocsp", "ssl_validate_ocsp_stapled", "ssl_ocsp_expected_cert",
+    }
+)  # fmt: skip
+"""redis-py's TLS options, for ``rediss://`` URLs."""
+_OWN_TIMING = ("socket_timeout", "socket_connect_timeout", "retry_on_timeout", "retry_on_error")
 
 
 @dataclass(frozen=True)
 class RedisOptions:
-    """What a Redis URL says beyond what redis-py parses itself."""
+    """What a Redis URL says, checked, split into redis-py's part and qstate's."""
 
-    client_url: str
-    """The URL handed to redis-py (our own options removed, cluster scheme mapped)."""
+    client_url: str = field(repr=False)
+    """The URL handed to redis-py: qstate's options removed, the cluster scheme
+    mapped, the user info percent-encoded (it holds the password: never print it)."""
     cluster: bool
     prefix: str = "qstate"
     timeout: float = 5.0
-    """Socket connect/read timeout: the bound on any one operation during an outage."""
+    """The bound on any one call during an outage: waiting for a connection and
+    the round trips together."""
     lease: float = 10.0
     """How long a transaction()/modify() lock lives if its holder dies."""
     lock_wait: float = 15.0
     """How long a write waits for a transaction's lock (longer than the lease)."""
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    """Connections the registry opens at most; more concurrent calls wait for one."""
+    password: str | None = field(default=None, repr=False)
+    """Kept to scrub it from any text redis-py produces (it should not, but)."""
+    passthrough: tuple[str, ...] = ()
+    """Names of the query options left for redis-py."""
 
 
 def parse_url(url: str) -> RedisOptions:
-    """Split a Redis URL into redis-py's part and qstate's options."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
+    """Check a Redis URL and split it into redis-py's part and qstate's options.
+
+    Parsed here, once, rather than by redis-py, so that every malformed URL is a
+    ConfigError naming what is wrong, and so that a password is never part of
+    a message, whatever characters it holds (see ``split_credentials``).
+    """
+    head, user, password, rest = split_credentials(url)
+    scheme = head[:-3].lower()
+    if scheme not in SCHEMES:
         raise ConfigError(f"not a Redis URL: {redact(url)!r}; use redis://host:6379/0")
-    scheme = scheme.lower()
+    shown = redact(url)
+    if "#" in rest:
+        raise ConfigError(
+            f"{shown!r} has a '#' outside its password: a Redis URL has no fragment "
+            "(percent-encode a '#' in a password as %23)"
+        )
     cluster = scheme in CLUSTER_SCHEMES
-    client_scheme = CLUSTER_SCHEMES.get(scheme, scheme)
-    base, _, query = rest.partition("?")
-    passthrough = []
-    found: dict[str, float | str] = {}
+    location, _, query = rest.partition("?")
+    found: dict[str, float | int | str] = {}
+    passthrough: list[tuple[str, str]] = []
+    db: str | None = None
     for name, value in parse_qsl(query, keep_blank_values=True):
         if name == "prefix":
             if not _PREFIX.fullmatch(value):
                 raise ConfigError(f"prefix {value!r}: use 1-64 characters from A-Z a-z 0-9 _ . -")
             found[name] = value
-        elif name in ("timeout", "lease", "lock_wait"):
-            try:
-                seconds = float(value)
-            except ValueError:
-                raise ConfigError(f"{name} must be a number of seconds, not {value!r}") from None
-            if not 0 < seconds <= 3600:
-                raise ConfigError(f"{name} must be between 0 and 3600 seconds")
-            found[name] = seconds
-        else:
+        elif name in _SECONDS_OPTIONS:
+            found[name] = _seconds(name, value)
+        elif name == "max_connections":
+            found[name] = _count(name, value, 1, 100_000)
+        elif name == "db":
+            db = value
+        elif name in ("password", "username"):
+            raise ConfigError(
+                f"put the {name} in the URL's user info (redis://user:password@host:6379/0), "
+                "not in its query"
+            )
+        elif name in _OWN_TIMING:
+            raise ConfigError(
+                f"{name}: qstate sets socket timeouts from ?timeout= and never retries "
+                "a write on its own (a resent incr could apply twice); use ?timeout="
+            )
+        elif name in REDIS_PY_OPTIONS or (name in SSL_OPTIONS and scheme.startswith("rediss")):
+            if not value:
+                raise ConfigError(f"option {name} has no value")
             passthrough.append((name, value))
-    client_url = f"{client_scheme}://{base}"
+        else:
+            known = sorted(
+                {"prefix", "db", "max_connections", *_SECONDS_OPTIONS, *REDIS_PY_OPTIONS}
+            )
+            raise ConfigError(
+                f"unknown Redis URL option {name!r}; known: {', '.join(known)}"
+                + (", and ssl_* options with rediss://" if not scheme.startswith("rediss") else "")
+            )
+    if scheme == "unix":
+        if not location.startswith("/"):
+            raise ConfigError(
+                f"{shown!r}: a unix:// URL names a socket path: unix:///path/redis.sock"
+            )
+        address = quote(location, safe="/")
+    else:
+        hostport, _, path = location.partition("/")
+        address = _host_port(hostport, shown)
+        if path:
+            if db is not None:
+                raise ConfigError(f"{shown!r} names the database twice (path and ?db=)")
+            db = path
+    path = ""
+    if db is not None:
+        number = _count("the database number", db, 0, 1_000_000)
+        if cluster and number:
+            raise ConfigError("Redis Cluster has only database 0")
+        if scheme == "unix":
+            passthrough.insert(0, ("db", str(number)))
+        elif not cluster:
+            path = f"/{number}"
+    userinfo = ""
+    if user is not None:
+        userinfo = quote(user, safe="")
+        if password is not None:
+            userinfo += ":" + quote(password, safe="")
+        userinfo += "@"
+    client_url = f"{CLUSTER_SCHEMES.get(scheme, scheme)}://{userinfo}{address}{path}"
     if passthrough:
         client_url += "?" + urlencode(passthrough)
-    return RedisOptions(client_url, cluster, **found)  # type: ignore[arg-type]
+    return RedisOptions(
+        client_url,
+        cluster,
+        password=password or None,
+        passthrough=tuple(name for name, _ in passthrough if name != "db"),
+        **found,  # type: ignore[arg-type]
+    )
+
+
+def _host_port(hostport: str, shown: str) -> str:
+    """``host:port`` checked (a bracketed IPv6 address is fine), as redis-py wants it."""
+    if hostport.startswith("["):
+        host, bracket, port_text = hostport.partition("]")
+        host += bracket
+        if not bracket or (port_text and not port_text.startswith(":")):
+            raise ConfigError(f"{shown!r}: an IPv6 address must be written [address]:port")
+        port_text = port_text[1:]
+    else:
+        host, _, port_text = hostport.partition(":")
+    if not _HOST.fullmatch(host):
+        raise ConfigError(f"{shown!r}: {host!r} is not a host name or address")
+    if port_text or hostport.endswith(":"):
+        _count("the port", port_text, 1, 65535)
+        return hostport
+    return host
+
+
+def _seconds(name: str, value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, not {value!r}") from None
+    if not 0 < seconds <= 3600:
+        raise ConfigError(f"{name} must be between 0 and 3600 seconds, not {value!r}")
+    return seconds
+
+
+def _count(what: str, value: str, low: int, high: int) -> int:
+    if not (value.isascii() and value.isdigit()) or not low <= int(value) <= high:
+        raise ConfigError(f"{what} must be a whole number from {low} to {high}, not {value!r}")
+    return int(value)
 
 
 def data_key(prefix: str, key: StateKey) -> str:
@@ -158,43 +285,44 @@ local ttl = ARGV[3]
 local is_float = string.find(ARGV[2], '[.eE]') ~= nil
 if not is_float then
   -- the common case, an integer on an integer (or a missing key): HINCRBY does
-  -- it all; it refuses anything else (a float, a string, null), handled below
+  -- it exactly over the signed 64-bit range and refuses to overflow it; it also
+  -- refuses anything that is not an integer (a float, a string, null): below
   local v = redis.pcall('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
   if type(v) == 'number' then
-    if v > 9007199254740991 or v < -9007199254740991 then
-      redis.call('HINCRBY', KEYS[1], ARGV[1], -tonumber(ARGV[2]))  -- undo, unseen
-      return redis.error_reply('QSTATE_RANGE')
+    local exact = v
+    -- a Lua number is a double: beyond 2**53 send the exact stored text instead
+    if v >= 9007199254740992 or v <= -9007199254740992 then
+      exact = redis.call('HGET', KEYS[1], ARGV[1])
+      if exact == '-9223372036854775808' then  -- -2**63: outside ±(2**63 - 1)
+        redis.call('HINCRBY', KEYS[1], ARGV[1], string.sub(ARGV[2], 2))  -- undo, unseen
+        return redis.error_reply('QSTATE_OVERFLOW')
+      end
     end
     if ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
-    return v
+    return exact
+  end
+  if string.find(v['err'], 'overflow', 1, true) then
+    return redis.error_reply('QSTATE_OVERFLOW')
   end
 end
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
-local n = 0
-if cur and cur ~= 'null' then
-  if string.match(cur, '^%-?%d+$') then
-    n = tonumber(cur)
-  elseif string.match(cur, '^%-?%d+%.%d+$')
-      or string.match(cur, '^%-?%d+%.?%d*[eE][%+%-]?%d+$') then
-    n = tonumber(cur)
-    is_float = true
-  else
-    return redis.error_reply('QSTATE_NOT_A_NUMBER ' .. string.sub(cur, 1, 1))
-  end
-end
-local r = n + tonumber(ARGV[2])
 local text
-if is_float then
+if not cur or cur == 'null' then
+  -- null counts as 0: the result is the amount itself, sent as exact JSON text
+  text = ARGV[2]
+elseif string.match(cur, '^%-?%d+$') and not is_float then
+  -- an integer HINCRBY refused yet did not overflow (say '-0'): small, exact
+  text = string.format('%.0f', tonumber(cur) + tonumber(ARGV[2]))
+elseif string.match(cur, '^%-?%d+$') or string.match(cur, '^%-?%d+%.%d+$')
+    or string.match(cur, '^%-?%d+%.?%d*[eE][%+%-]?%d+$') then
+  local r = tonumber(cur) + tonumber(ARGV[2])  -- a float result: doubles are exact enough
   if r ~= r or r == math.huge or r == -math.huge then
     return redis.error_reply('QSTATE_OVERFLOW')
   end
   text = string.format('%.17g', r)
   if not string.find(text, '[%.eEn]') then text = text .. '.0' end
 else
-  if r > 9007199254740991 or r < -9007199254740991 then
-    return redis.error_reply('QSTATE_RANGE')
-  end
-  text = string.format('%.0f', r)
+  return redis.error_reply('QSTATE_NOT_A_NUMBER ' .. string.sub(cur, 1, 1))
 end
 redis.call('HSET', KEYS[1], ARGV[1], text)
 if ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
@@ -205,9 +333,11 @@ return text
 ttl_ms if the state expires. Every argument sent costs the client time, so
 nothing that can be derived is sent.
 
-Returns the new value: an integer reply for integers (exact below 2**53), else
-JSON text; a float result is printed with 17 significant digits, which reads
-back as the same double, with '.0' added so that it stays a float.
+Returns the new value: an integer reply for integers below 2**53 in magnitude,
+else JSON text (exact for every 64-bit integer); a float result is printed with
+17 significant digits, which reads back as the same double, with '.0' added so
+that it stays a float. Integer overflow past ±(2**63 - 1) is refused by
+HINCRBY itself, before anything is written.
 """
 
 ACQUIRE = """

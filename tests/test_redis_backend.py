@@ -21,6 +21,7 @@ from qstate import (
     ConfigError,
     ConflictError,
     CorruptDataError,
+    InvalidValueError,
     State,
     StateRegistry,
 )
@@ -119,13 +120,34 @@ def test_incr_refuses_non_numbers_server_side(redis_url: str) -> None:
         for key, kind in (("s", "str"), ("b", "bool")):
             with pytest.raises(Exception, match=f"holds a {kind}"):
                 state.incr(key)
-        with pytest.raises(Exception, match="safe integers"):
-            state.incr("big")
+        assert state.incr("big") == 2**53  # HINCRBY is exact over 64 bits
         assert state.incr("f", 1) == 2.5
         assert state.incr("f", 0.5) == 3.0
         assert type(state.get("f")) is float
         assert state.incr("f", 0.1) == 3.1
-        assert state.get_all() == {"s": "x", "b": True, "big": 2**53 - 1, "f": 3.1}
+        assert state.get_all()["f"] == 3.1
+
+
+def test_incr_is_exact_over_the_signed_64_bit_range(redis_url: str) -> None:
+    client = raw(redis_url)
+    top = 2**63 - 1
+    client.hset("qstate:{MyState}", mapping={"n": str(top - 1), "z": "null", "m": str(-top)})
+    with StateRegistry(redis_url) as registry:
+        state = MyState(registry)
+        assert state.incr("n") == top
+        with pytest.raises(InvalidValueError, match="overflow"):
+            state.incr("n")
+        assert client.hget("qstate:{MyState}", "n") == str(top).encode(), "nothing written"
+        with pytest.raises(InvalidValueError, match="overflow"):
+            state.incr("m", -1)
+        step = 2**53 - 1
+        assert state.incr("z", step) == step, "null counts as 0"
+        assert state.incr("z", 2) == 2**53 + 1, "exact past 2**53 (no Lua double)"
+        assert state.incr("new", -step) == -step
+        assert state.incr("new", -2) == -(2**53 + 1)
+        client.hset("qstate:{MyState}", "z", "null")
+        assert state.incr("z", 2**60 + 1) == 2**60 + 1, "null + amount stays exact"
+        assert client.hget("qstate:{MyState}", "m") == str(-top).encode()
 
 
 def test_password_never_appears_in_errors(tmp_path: Path) -> None:

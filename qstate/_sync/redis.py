@@ -3,18 +3,24 @@
 
 Every operation is one atomic server-side step: a single command (HGET, HSET,
 HGETALL, DEL) or a Lua script (update, delete with TTL, incr, and the two steps
-of a transaction), sent with EVALSHA and reloaded on NOSCRIPT by redis-py.
+of a transaction), sent with EVALSHA; on NOSCRIPT (after SCRIPT FLUSH or a
+failover) it is sent once with EVAL, which also caches it again.
 ``transaction()`` and ``modify()`` take the state's lock and read it in one
 script, then write what changed and release the lock in another; plain writes
 wait while the lock exists, as they do on the other backends. Should a lock's
 lease expire mid-transaction, the commit writes nothing and raises
 ConflictError rather than overwrite what others wrote meanwhile. See
 ``qstate._redis_layout`` for the keys and scripts.
+
+Connections come from a blocking pool: when all ``max_connections`` are busy,
+a call waits for one (up to ``timeout``) instead of failing. After a timeout a
+call sends nothing more: a transaction whose step timed out leaves its lock to
+be given back by the registry's next write, rather than make its caller wait
+another ``timeout`` on a server that does not answer.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import random
@@ -24,16 +30,17 @@ from contextlib import contextmanager
 from time import sleep
 from typing import Any
 
-from redis import Redis, RedisCluster
+from redis import BlockingConnectionPool, Redis, RedisCluster
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, ResponseError
 from redis.retry import Retry
 
 from .. import _redis_layout as layout
 from .._codec import JSONValue, decode, encode
-from .._errors import BackendUnavailableError, ConflictError, CorruptDataError, QStateError
+from .._errors import BackendUnavailableError, ConfigError, ConflictError, CorruptDataError
 from .._keys import StateKey
+from .._listing import StateList
 from .._model import (
     MISSING,
     Document,
@@ -45,7 +52,13 @@ from .._model import (
     check_document,
 )
 from .._urls import redact
-from ..backends._redis_errors import StateLocked, mapped_errors, translate
+from ..backends._redis_errors import (
+    REDIS_ERRORS,
+    StateLocked,
+    mapped_errors,
+    pool_exhausted,
+    translate,
+)
 from .backend import Backend
 
 
@@ -66,23 +79,44 @@ class RedisBackend(Backend):
         self.options = layout.parse_url(url)
         self.url = redact(url)
         self._prefix = self.options.prefix
+        self._orphans: list[tuple[StateKey, str]] = []
+        """Locks of transactions that timed out, to give back when the server answers."""
         timeout = self.options.timeout
         common: dict[str, Any] = {
             "socket_timeout": timeout,
             "socket_connect_timeout": timeout,
         }
-        if self.options.cluster:
-            self._client: Any = RedisCluster.from_url(self.options.client_url, **common)
-        else:
-            # No blanket retries: redis-py would resend an incr whose reply was
-            # lost, applying it twice. qstate retries idempotent operations itself
-            # (see _once_more); timeouts are never retried, so an outage costs at
-            # most ``timeout`` per operation.
-            self._client = Redis.from_url(
-                self.options.client_url, retry=Retry(NoBackoff(), 0), **common
-            )
+        try:
+            if self.options.cluster:
+                self._client: Any = RedisCluster.from_url(
+                    self.options.client_url,
+                    max_connections=self.options.max_connections,
+                    **common,
+                )
+            else:
+                # No blanket retries: redis-py would resend an incr whose reply was
+                # lost, applying it twice. qstate retries idempotent operations
+                # itself (see _once_more); timeouts are never retried, so an outage
+                # costs at most ``timeout`` per operation.
+                pool = BlockingConnectionPool.from_url(
+                    self.options.client_url,
+                    max_connections=self.options.max_connections,
+                    timeout=timeout,
+                    retry=Retry(NoBackoff(), 0),
+                    **common,
+                )
+                self._client = Redis(connection_pool=pool)
+        except (ValueError, TypeError) as exc:
+            # redis-py's text names an option, never the password; scrub it anyway
+            message = str(exc)
+            if self.options.password:
+                message = message.replace(self.options.password, "***")
+            raise ConfigError(f"bad Redis URL {self.url!r}: {message}") from None
+        except REDIS_ERRORS as exc:  # the sync cluster client connects right away
+            raise translate(exc, self.url) from None
         # Scripts are run with EVALSHA directly (redis-py's Script wrapper costs
-        # more per call than the script itself) and loaded on NOSCRIPT.
+        # more per call than the script itself, and reloads a missing script with
+        # SCRIPT LOAD, one more round trip than EVAL).
         self._set = _Script(layout.SET)
         self._update = _Script(layout.UPDATE)
         self._delete = _Script(layout.DELETE)
@@ -100,12 +134,15 @@ class RedisBackend(Backend):
         return [data, layout.lock_key(data)]
 
     def _eval(self, script: _Script, keys: list[str], args: list[Any]) -> Any:
-        """EVALSHA, loading the script first if the server does not know it."""
+        """EVALSHA; EVAL if the server does not know the script (EVAL caches it)."""
         try:
             return self._client.evalsha(script.sha, 2, *keys, *args)
         except NoScriptError:
-            self._client.script_load(script.source)
-            return self._client.evalsha(script.sha, 2, *keys, *args)
+            return self._run_source(script, keys, args)
+
+    def _run_source(self, script: _Script, keys: list[str], args: list[Any]) -> Any:
+        """Redis's EVAL (not Python's): runs the script and caches it for EVALSHA."""
+        return self._client.execute_command("EVAL", script.source, 2, *keys, *args)
 
     def _once_more(self, call: Callable[[], Any], *, idempotent: bool = True) -> Any:
         """Run ``call``; if its connection turns out dead (say the server restarted
@@ -116,8 +153,8 @@ class RedisBackend(Backend):
         """
         try:
             return call()
-        except RedisConnectionError:
-            if not idempotent:
+        except RedisConnectionError as exc:
+            if not idempotent or pool_exhausted(exc):
                 raise
             return call()
 
@@ -132,19 +169,21 @@ class RedisBackend(Backend):
     ) -> Any:
         """Run a write script, waiting while a transaction holds the state's lock."""
         keys = self._keys(key)
+        if self._orphans:
+            self._release_orphans()
         deadline = 0.0
         pause = 0.001
         while True:
             try:
                 try:  # _once_more and _eval inlined: this is every write's path
                     return self._client.evalsha(script.sha, 2, *keys, *args)
-                except RedisConnectionError:
-                    if not idempotent:
+                except RedisConnectionError as exc:
+                    if not idempotent or pool_exhausted(exc):
                         raise
                     return self._eval(script, keys, args)
                 except NoScriptError:
-                    return self._eval(script, keys, args)
-            except RedisError as exc:
+                    return self._run_source(script, keys, args)
+            except REDIS_ERRORS as exc:
                 error = translate(exc, self.url, key, field)
                 if not isinstance(error, StateLocked):
                     raise error from exc
@@ -182,7 +221,7 @@ class RedisBackend(Backend):
     def get(self, key: StateKey, field: str) -> JSONValue | _Missing:
         try:
             raw = self._once_more(lambda: self._client.hget(self._key(key), field))
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise translate(exc, self.url, key) from exc
         if raw is None:
             return MISSING
@@ -194,12 +233,12 @@ class RedisBackend(Backend):
     def get_all(self, key: StateKey) -> Document:
         try:
             mapping = self._once_more(lambda: self._client.hgetall(self._key(key)))
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise translate(exc, self.url, key) from exc
         flat = [item for pair in mapping.items() for item in pair]
         return self._decode_flat(flat, key)
 
-    def list_states(self, prefix: str = "") -> list[StateInfo]:
+    def list_states(self, prefix: str = "") -> StateList:
         pattern = layout.scan_pattern(self._prefix, prefix)
         with mapped_errors(self.url):
             keys = []
@@ -209,6 +248,7 @@ class RedisBackend(Backend):
                 if state is not None:
                     keys.append((raw, state))
             found = []
+            unreadable = []
             chunk = 500
             for start in range(0, len(keys), chunk):
                 part = keys[start : start + chunk]
@@ -216,13 +256,18 @@ class RedisBackend(Backend):
                 for raw, _ in part:
                     pipe.hlen(raw)
                     pipe.pttl(raw)
-                replies = pipe.execute()
-                for i, (_, state) in enumerate(part):
+                # a key of another type fails its HLEN alone (WRONGTYPE), not the list
+                replies = pipe.execute(raise_on_error=False)
+                for i, (raw, state) in enumerate(part):
                     count, pttl = replies[2 * i], replies[2 * i + 1]
-                    if count:
+                    if isinstance(count, ResponseError):
+                        if not str(count).startswith("WRONGTYPE"):
+                            raise count
+                        unreadable.append(raw.decode(errors="replace"))
+                    elif count:
                         ttl = None if pttl < 0 else pttl / 1000
                         found.append(StateInfo(state.name, state.scope, count, ttl))
-        return sorted(found)
+        return StateList(sorted(found), sorted(unreadable))
 
     # -- writes ------------------------------------------------------------
 
@@ -263,6 +308,8 @@ class RedisBackend(Backend):
     def _acquire(self, key: StateKey) -> tuple[str, dict[str, bytes]]:
         """Take the state's lock and read it: (token, {field: stored JSON text})."""
         keys = self._keys(key)
+        if self._orphans:
+            self._release_orphans()
         token = os.urandom(16).hex()
         lease_ms = str(int(self.options.lease * 1000))
         deadline = time.monotonic() + self.options.lock_wait
@@ -270,11 +317,11 @@ class RedisBackend(Backend):
         while True:
             try:
                 reply = self._eval(self._acquire_script, keys, [token, lease_ms])
-            except RedisError as exc:
-                # It may have taken the lock before the connection failed: give
-                # it back, if that can be done, rather than block for a lease.
-                with contextlib.suppress(RedisError, QStateError):
-                    self._release(key, token)
+            except REDIS_ERRORS as exc:
+                # It may have taken the lock (or will, once a hung server reads
+                # the request): give it back as soon as the server answers.
+                if not pool_exhausted(exc):
+                    self._orphans.append((key, token))
                 raise translate(exc, self.url, key) from exc
             if reply[0] == 1:
                 flat = reply[1]
@@ -310,6 +357,33 @@ class RedisBackend(Backend):
         with mapped_errors(self.url, key):
             self._once_more(lambda: self._eval(self._release_script, self._keys(key), [token]))
 
+    def _abandon(self, key: StateKey, token: str, error: BaseException) -> None:
+        """Give the lock of a failed transaction back: now, unless the server is
+        what failed; then with the next write (a call sends nothing after a timeout)."""
+        if isinstance(error, (BackendUnavailableError, *REDIS_ERRORS)):
+            self._orphans.append((key, token))
+            return
+        try:
+            self._release(key, token)
+        except BackendUnavailableError:
+            self._orphans.append((key, token))
+
+    def _release_orphans(self) -> None:
+        """Give back the locks that timed-out transactions may hold.
+
+        A lock is released only if its token still matches, so this is safe
+        whether the lost request took the lock or not. If the server still does
+        not answer, the locks are kept for the next try and the calling write
+        fails with that error: it must not spend a second timeout on its own.
+        """
+        while self._orphans:
+            key, token = self._orphans.pop()
+            try:
+                self._eval(self._release_script, self._keys(key), [token])
+            except REDIS_ERRORS as exc:
+                self._orphans.append((key, token))
+                raise translate(exc, self.url, key) from exc
+
     def _decode_raw(self, raw: dict[str, bytes], key: StateKey) -> Document:
         try:
             return {field: decode(text) for field, text in raw.items()}
@@ -331,8 +405,8 @@ class RedisBackend(Backend):
             yield data
             document = check_document(data)
             committed = self._commit(key, token, before, document, ttl)
-        except BaseException:
-            self._release(key, token)
+        except BaseException as exc:
+            self._abandon(key, token, exc)
             raise
         if not committed:
             raise self._lease_expired(key)
@@ -342,8 +416,8 @@ class RedisBackend(Backend):
         try:
             new = apply_modifier(fn, self._decode_raw(before, key), key)
             committed = self._commit(key, token, before, new, ttl)
-        except BaseException:
-            self._release(key, token)
+        except BaseException as exc:
+            self._abandon(key, token, exc)
             raise
         if not committed:
             raise self._lease_expired(key)

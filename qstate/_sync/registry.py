@@ -7,7 +7,7 @@ from types import TracebackType
 
 from .._backends import open_sync_backend
 from .._config import resolve_url
-from .._model import StateInfo
+from .._listing import StateList
 from .backend import Backend
 from .state import State
 
@@ -46,9 +46,14 @@ class StateRegistry:
         """A state by name, for tools that do not have its class (like the CLI)."""
         return State(self, name=name, scope=scope, ttl=ttl)
 
-    def list_states(self, prefix: str = "") -> list[StateInfo]:
-        """Every non-empty state (name, scope, key count, TTL) whose name has ``prefix``."""
-        return self._backend.list_states(prefix)
+    def list_states(self, prefix: str = "") -> StateList:
+        """Every non-empty state (name, scope, key count, TTL) whose name has ``prefix``.
+
+        Keys that qstate cannot read (written by another program under the
+        backend's prefix) are skipped and named in the result's ``unreadable``.
+        """
+        found = self._backend.list_states(prefix)
+        return found if isinstance(found, StateList) else StateList(found)
 
     def shell(self, state: str | None = None, scope: str | None = None) -> int:
         """Open the interactive ``qstate`` shell on this registry, inside this program.

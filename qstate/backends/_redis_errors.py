@@ -9,24 +9,45 @@ from redis import exceptions as rx
 
 from .._errors import BackendUnavailableError, CorruptDataError, InvalidValueError, QStateError
 
+REDIS_ERRORS = (rx.RedisError, rx.RedisClusterException)
+"""What redis-py raises; its cluster errors do not derive from RedisError."""
+
+POOL_EXHAUSTED = "No connection available."
+"""redis-py's BlockingConnectionPool's message when its wait for a connection ran out."""
+
 
 @contextmanager
 def mapped_errors(url: str, state: object = "", field: str = "") -> Iterator[None]:
     """Raise qstate errors for redis-py's; ``url`` must already be redacted."""
     try:
         yield
-    except rx.RedisError as exc:
+    except REDIS_ERRORS as exc:
         error = translate(exc, url, state, field)
         raise error from (None if isinstance(error, StateLocked) else exc)
 
 
-def translate(exc: rx.RedisError, url: str, state: object = "", field: str = "") -> QStateError:
+def pool_exhausted(exc: BaseException) -> bool:
+    """Whether ``exc`` says no pooled connection became free in time (nothing was sent)."""
+    return isinstance(exc, rx.MaxConnectionsError) or (
+        isinstance(exc, rx.ConnectionError) and str(exc) == POOL_EXHAUSTED
+    )
+
+
+def translate(exc: Exception, url: str, state: object = "", field: str = "") -> QStateError:
     """The qstate error for a redis-py error (hot paths call this from ``except``)."""
+    if pool_exhausted(exc):
+        return BackendUnavailableError(
+            f"Redis at {url}: the connection pool was exhausted (every connection stayed "
+            "busy for the whole timeout); nothing was sent: raise ?max_connections= in "
+            "the URL (or ?timeout=), or run fewer operations at once"
+        )
     if isinstance(exc, rx.AuthenticationError):
         return BackendUnavailableError(
             f"Redis at {url} refused the credentials ({_first_line(exc)}); check the URL"
         )
-    if isinstance(exc, (rx.ConnectionError, rx.TimeoutError, rx.ClusterError)):
+    if isinstance(exc, (rx.ConnectionError, rx.TimeoutError, rx.ClusterError)) or not isinstance(
+        exc, rx.RedisError
+    ):
         return BackendUnavailableError(
             f"Redis at {url} is unavailable ({_first_line(exc)}); "
             "the operation may not have been applied"
@@ -56,7 +77,10 @@ def _from_response(exc: rx.ResponseError, url: str, state: object, field: str) -
     if message.startswith("QSTATE_RANGE"):
         return InvalidValueError(f"incr of key {field!r} would leave the range of safe integers")
     if message.startswith("QSTATE_OVERFLOW"):
-        return InvalidValueError(f"incr of key {field!r} would overflow")
+        return InvalidValueError(
+            f"incr of key {field!r} would overflow (integers are kept within ±(2**63 - 1)); "
+            "nothing was written"
+        )
     if message.startswith("WRONGTYPE"):
         return CorruptDataError(
             f"Redis at {url}: the key of state {state} is not a hash; "

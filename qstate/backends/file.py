@@ -41,6 +41,7 @@ from .._model import (
     check_document,
 )
 from .._sync.backend import Backend
+from .._urls import redact
 from . import _sqlite as sql
 
 __all__ = ["FileBackend", "open_async", "open_sync"]
@@ -73,7 +74,10 @@ def parse_url(url: str) -> tuple[Path, str, float]:
     if rest.startswith("//"):
         host, _, path = rest[2:].partition("/")
         if host not in ("", "localhost"):
-            raise ConfigError(f"file URL must name a local path, not host {host!r}: {url!r}")
+            raise ConfigError(
+                f"file URL must name a local path, not host {host.rpartition('@')[2]!r}: "
+                f"{redact(url)!r}"
+            )
         rest = "/" + path
     if not rest or rest.endswith("/"):
         raise ConfigError(f"file URL needs a database file path: {url!r}")

@@ -9,10 +9,12 @@ URL forms::
     rediss+cluster://host:port                  Redis Cluster over TLS
 
 qstate's own query options: ``prefix`` (key prefix, default ``qstate``),
-``timeout`` (seconds, default 5: the bound on any operation during an outage),
-``lease`` (seconds a transaction lock outlives a dead holder, default 30) and
-``lock_wait`` (seconds a transaction waits for another's lock, default 10).
-Other query options go to redis-py unchanged.
+``timeout`` (seconds, default 5: the bound on any call during an outage),
+``max_connections`` (default 50: more concurrent calls wait for a connection),
+``lease`` (seconds a transaction lock outlives a dead holder, default 10) and
+``lock_wait`` (seconds a write waits for a transaction's lock, default 15).
+A few of redis-py's options pass through (see ``_redis_layout.REDIS_PY_OPTIONS``);
+any other is refused. Passwords may be percent-encoded.
 """
 
 from __future__ import annotations

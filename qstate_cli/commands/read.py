@@ -24,6 +24,11 @@ def list_states(
     session = session_of(ctx)
     infos = session.registry().list_states(prefix)
     out = session.output
+    if infos.unreadable:
+        out.message(
+            f"qstate: warning: skipped {len(infos.unreadable)} key(s) under the prefix that "
+            f"qstate did not write: {', '.join(infos.unreadable)}"
+        )
     mode = out.mode()
     if mode is Mode.table:
         out.renderable(list_table(infos))

@@ -20,17 +20,18 @@ from typing import Annotated, Any
 
 import typer
 
-from qstate import StateInfo
+from qstate import CorruptDataError, StateInfo
 from qstate._keys import check_name, check_scope
 from qstate._model import check_document, check_ttl
 
 from ..completion import complete_state
-from ..errors import BadInput
+from ..errors import BadInput, CliError
+from ..exit_codes import ExitCode
 from ..options import ScopeOpt, YesOpt
 from ..render import json_text
 from ..session import Session
 from ..values import loads
-from ._common import confirm, session_of
+from ._common import confirm, describe, session_of
 
 DETAILED_REPORT = 20
 """Up to this many states, import reports each one on stderr; beyond, only totals."""
@@ -63,20 +64,43 @@ def export(
         ),
     ] = None,
     scope: ScopeOpt = None,
+    skip_unreadable: Annotated[
+        bool,
+        typer.Option(
+            "--skip-unreadable",
+            help="Leave out data qstate did not write (warned on stderr) instead of failing.",
+        ),
+    ] = False,
 ) -> None:
     """Print states as one JSON document (for import, diff, backup)."""
     session = session_of(ctx)
     registry = session.registry()
-    infos = _selected(registry.list_states(), states, scope)
+    listed = registry.list_states()
+    infos = _selected(listed, states, scope)
+    unreadable = list(listed.unreadable) if not states and scope is None else []
     exported = []
     with _progress(len(infos), "exporting") as advance:
         for info in infos:
-            data = registry.state(info.name, scope=info.scope or None).get_all()
+            try:
+                data = registry.state(info.name, scope=info.scope or None).get_all()
+            except CorruptDataError:
+                unreadable.append(describe(info.name, info.scope))
+                advance()
+                continue
             if data:  # expired since listed
                 exported.append(
                     {"state": info.name, "scope": info.scope, "ttl": info.ttl, "data": data}
                 )
             advance()
+    if unreadable:
+        names = ", ".join(unreadable)
+        if not skip_unreadable:
+            raise CliError(
+                f"cannot export data qstate did not write: {names}; fix or delete it, "
+                "or pass --skip-unreadable to export the rest",
+                ExitCode.UNAVAILABLE,
+            )
+        session.output.message(f"qstate: warning: skipped unreadable data: {names}")
     session.output.data(json_text({FORMAT_KEY: FORMAT_VERSION, "states": exported}))
 
 
