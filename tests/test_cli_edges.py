@@ -252,3 +252,12 @@ def test_the_try_command_installs_only_what_running_the_tool_needs() -> None:
     try_command = readme.split("<!-- try-command -->", 1)[1].split("```sh\n", 1)[1]
     install = try_command.split("&&")[1]
     assert install.split() == [".venv/bin/pip", "install", "-e", "."], install
+
+
+def test_a_refused_connection_says_nothing_was_sent(tmp_path: Path) -> None:
+    url = "redis://127.0.0.1:1/0?timeout=0.5"  # nothing listens on port 1
+    for args in (["get", "S", "k"], ["set", "S", "k", "1"]):
+        result = qstate("--url", url, *args, cwd=tmp_path)
+        assert result.returncode == 3
+        assert "nothing was sent" in result.stderr
+        assert "may not have been applied" not in result.stderr

@@ -11,8 +11,9 @@ lease expire mid-transaction, the commit writes nothing and raises
 ConflictError rather than overwrite what others wrote meanwhile. See
 ``qstate._redis_layout`` for the keys and scripts.
 
-Connections come from a blocking pool: when all ``max_connections`` are busy,
-a call waits for one (up to ``timeout``) instead of failing. After a timeout a
+Connections come from a waiting pool (``qstate.backends._redis_pool``): when all
+``max_connections`` are busy, a call waits for one (up to ``timeout``) instead
+of failing. After a timeout a
 call sends nothing more: a transaction whose step timed out leaves its lock to
 be given back by the registry's next write, rather than make its caller wait
 another ``timeout`` on a server that does not answer.
@@ -29,7 +30,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
+from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -58,6 +59,7 @@ from ..backends._redis_errors import (
     pool_exhausted,
     translate,
 )
+from ..backends._redis_pool import AsyncWaitingPool
 from .backend import AsyncBackend
 
 
@@ -97,7 +99,7 @@ class AsyncRedisBackend(AsyncBackend):
                 # lost, applying it twice. qstate retries idempotent operations
                 # itself (see _once_more); timeouts are never retried, so an outage
                 # costs at most ``timeout`` per operation.
-                pool = BlockingConnectionPool.from_url(
+                pool = AsyncWaitingPool.from_url(
                     self.options.client_url,
                     max_connections=self.options.max_connections,
                     timeout=timeout,

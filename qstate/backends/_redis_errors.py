@@ -49,8 +49,7 @@ def translate(exc: Exception, url: str, state: object = "", field: str = "") -> 
         exc, rx.RedisError
     ):
         return BackendUnavailableError(
-            f"Redis at {url} is unavailable ({_first_line(exc)}); "
-            "the operation may not have been applied"
+            f"Redis at {url} is unavailable ({_first_line(exc)}){_fate(exc)}"
         )
     if isinstance(exc, rx.ResponseError):
         return _from_response(exc, url, state, field)
@@ -74,8 +73,6 @@ def _from_response(exc: rx.ResponseError, url: str, state: object, field: str) -
             message[-1:], "value that is not a number"
         )
         return InvalidValueError(f"cannot incr key {field!r}: it holds a {kind}, not a number")
-    if message.startswith("QSTATE_RANGE"):
-        return InvalidValueError(f"incr of key {field!r} would leave the range of safe integers")
     if message.startswith("QSTATE_OVERFLOW"):
         return InvalidValueError(
             f"incr of key {field!r} would overflow (integers are kept within ±(2**63 - 1)); "
@@ -89,6 +86,16 @@ def _from_response(exc: rx.ResponseError, url: str, state: object, field: str) -
     if message.startswith(("OOM", "READONLY", "MISCONF", "LOADING", "MASTERDOWN", "NOREPLICAS")):
         return BackendUnavailableError(f"Redis at {url} refuses writes now: {_first_line(exc)}")
     return BackendUnavailableError(f"Redis at {url}: {_first_line(exc)}")
+
+
+def _fate(exc: BaseException) -> str:
+    """What became of the operation: only a lost reply leaves a write in doubt."""
+    text = str(exc)
+    if isinstance(exc, rx.ConnectionError) and (
+        "refused" in text or "Error 111" in text or "Name or service not known" in text
+    ):
+        return "; nothing was sent"
+    return "; a write may or may not have been applied (a read changed nothing)"
 
 
 def _first_line(exc: BaseException) -> str:
