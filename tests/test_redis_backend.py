@@ -32,6 +32,9 @@ from tests.redis_server import RedisServer
 pytestmark = pytest.mark.redis
 
 
+QSTATE = str(Path(sys.executable).parent / "qstate")
+
+
 class MyState(State):
     pass
 
@@ -111,6 +114,28 @@ def test_foreign_data_is_reported_as_corrupt(redis_url: str) -> None:
             MyState(registry).get("a")
         with pytest.raises(CorruptDataError, match="not JSON text"):
             registry.state("Other").get("k")
+
+
+@pytest.mark.parametrize(
+    ("stored", "reason"),
+    [("[" * 10_000 + "]" * 10_000, "nested deeper"), ("1e999", "inf"), (str(2**70), "outside")],
+)
+def test_values_qstate_would_not_write_are_corrupt_data(
+    redis_url: str, stored: str, reason: str
+) -> None:
+    raw(redis_url).hset("qstate:{MyState}", mapping={"bad": stored, "good": "1"})
+    with StateRegistry(redis_url) as registry:
+        state = MyState(registry)
+        assert state.get("good") == 1
+        for read in (lambda: state.get("bad"), state.get_all):
+            with pytest.raises(CorruptDataError, match=reason):
+                read()
+    result = subprocess.run(
+        [QSTATE, "--url", redis_url, "get", "MyState", "bad"], capture_output=True, text=True
+    )
+    assert result.returncode == 3
+    assert reason in result.stderr
+    assert "Infinity" not in result.stdout + result.stderr
 
 
 def test_incr_refuses_non_numbers_server_side(redis_url: str) -> None:
