@@ -12,9 +12,14 @@ After ``register``, a task parameter annotated with a qstate ``AsyncState`` (or
 ``qtasks.plugins.states.AsyncState`` / ``SyncState`` need no change either:
 their states are built on an adapter, so their reads and writes go to qstate.
 
-In an async app, QTasks' worker runs its own state plugin first; this one is added after it on
-the same ``task_executor_args_replace`` trigger, and QTasks passes each
-plugin's arguments to the next, so the states the task finally gets are these.
+Without a URL, ``register(app)`` finds the store as the ``qstate`` command
+does (``QSTATE_URL``, then ``qstate.toml`` or ``[tool.qstate]`` upward from the
+current directory), so workers and ``qstate get`` started in one project agree.
+
+In an async app, QTasks' worker runs its own state plugin first; this one is
+added after it on the same ``task_executor_args_replace`` trigger, and QTasks
+passes each plugin's arguments to the next, so the states the task finally
+gets are these.
 
 Sync apps cannot use that trigger: QTasks 1.7.3's sync executor drops every
 ``task_executor_args_replace`` result (it tests ``if not kw:`` where it means
