@@ -37,16 +37,24 @@ class Workers:
         self.processes: list[subprocess.Popen[bytes]] = []
 
     def start(self, count: int = 1) -> None:
+        started = []
         for index in range(count):
-            log = (self.log_dir / f"worker{len(self.processes)}-{index}.log").open("wb")
-            worker = subprocess.Popen(
-                [sys.executable, str(HERE / "qtasks_app.py")],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+            log_path = self.log_dir / f"worker{len(self.processes)}-{index}.log"
+            with log_path.open("wb") as log:
+                worker = subprocess.Popen(
+                    [sys.executable, str(HERE / "qtasks_app.py")],
+                    env=self.env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
             self.processes.append(worker)
-        time.sleep(2)  # the workers connect to the broker
+            started.append((worker, log_path))
+        deadline = time.monotonic() + 60  # the workers import QTasks and connect
+        for worker, log_path in started:
+            while "Starting QueueTasks" not in log_path.read_text(errors="replace"):
+                assert worker.poll() is None, f"a worker exited:\n{self.logs()}"
+                assert time.monotonic() < deadline, f"a worker did not start:\n{self.logs()}"
+                time.sleep(0.2)
 
     def run(self, *calls: tuple[Any, ...]) -> list[Any]:
         """Add tasks (name, *kwargs pairs) concurrently; wait for their results."""

@@ -12,9 +12,23 @@ After ``register``, a task parameter annotated with a qstate ``AsyncState`` (or
 ``qtasks.plugins.states.AsyncState`` / ``SyncState`` need no change either:
 their states are built on an adapter, so their reads and writes go to qstate.
 
-QTasks' worker runs its own state plugin first; this one is added after it on
-the same ``task_executor_args_replace`` trigger, and QTasks passes each
-plugin's arguments to the next, so the states the task finally gets are these.
+Without a URL, ``register(app)`` finds the store as the ``qstate`` command
+does (``QSTATE_URL``, then ``qstate.toml`` or ``[tool.qstate]`` upward from the
+current directory), so workers and ``qstate get`` started in one project agree.
+
+In an async app, QTasks' worker runs its own state plugin first; this one is
+added after it on the same ``task_executor_args_replace`` trigger, and QTasks
+passes each plugin's arguments to the next, so the states the task finally
+gets are these.
+
+Sync apps cannot use that trigger: QTasks 1.7.3's sync executor drops every
+``task_executor_args_replace`` result (it tests ``if not kw:`` where it means
+``if kw:``), so even its own ``SyncState`` never reaches a task. The sync plugin
+listens on ``task_executor_before_execute`` instead, which runs right after it
+and gets the executor itself, and puts the states into the executor's
+arguments. It works the same once QTasks honours the first trigger: what QTasks'
+own plugin put there is replaced as on the async side, and each state is made
+once.
 """
 
 from __future__ import annotations
@@ -37,6 +51,7 @@ from .._sync.state import State
 __all__ = ["AsyncQStatePlugin", "QStatePlugin", "register"]
 
 TRIGGER = "task_executor_args_replace"
+BEFORE_EXECUTE = "task_executor_before_execute"
 
 
 class _QTasksRegistry:
@@ -118,6 +133,11 @@ class _Replacer:
         new_args, new_kw = fill_states(signature, parameters, args, kw, self._make, self._is_ours)
         return {"args": new_args, "kw": new_kw}
 
+    def fill(self, task_executor: Any) -> None:
+        """Put the states into the executor's own arguments, which it calls the task with."""
+        result = self.replace(task_executor, task_executor._args, task_executor._kwargs)
+        task_executor._args, task_executor._kwargs = result["args"], result["kw"]
+
     def _make(self, parameter: StateParameter, scope: str | None) -> object:
         state_class: Any = parameter.state_class
         if issubclass(state_class, self._qtasks_base):
@@ -155,7 +175,8 @@ class AsyncQStatePlugin(BasePlugin):  # type: ignore[misc]
 
 
 class QStatePlugin(BasePlugin):  # type: ignore[misc]
-    """The plugin for sync ``qtasks.QueueTasks`` apps."""
+    """The plugin for sync ``qtasks.QueueTasks`` apps (on ``task_executor_before_execute``:
+    see the module docstring for why)."""
 
     def __init__(self, registry: StateRegistry | str | None = None) -> None:
         super().__init__(name="qstate")
@@ -170,9 +191,9 @@ class QStatePlugin(BasePlugin):  # type: ignore[misc]
         pass
 
     def trigger(self, name: str, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
-        if name != TRIGGER:
-            return None
-        return self._replacer.replace(kwargs["task_executor"], kwargs["args"], kwargs["kw"])
+        if name == BEFORE_EXECUTE:
+            self._replacer.fill(kwargs["task_executor"])
+        return None
 
 
 def register(app: Any, registry: Any = None) -> AsyncQStatePlugin | QStatePlugin:
@@ -183,7 +204,9 @@ def register(app: Any, registry: Any = None) -> AsyncQStatePlugin | QStatePlugin
     plugin: AsyncQStatePlugin | QStatePlugin
     if isinstance(app, AsyncQueueTasks):
         plugin = AsyncQStatePlugin(registry)
+        trigger = TRIGGER
     else:
         plugin = QStatePlugin(registry)
-    app.add_plugin(plugin, trigger_names=[TRIGGER], component="worker")
+        trigger = BEFORE_EXECUTE
+    app.add_plugin(plugin, trigger_names=[trigger], component="worker")
     return plugin
