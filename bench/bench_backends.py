@@ -32,7 +32,7 @@ from qtasks.plugins.states.registry import AsyncStateRegistry as QTasksAsyncRegi
 from qtasks.plugins.states.registry import SyncStateRegistry as QTasksRegistry
 
 from qstate import AsyncState, AsyncStateRegistry, State, StateRegistry
-from qstate.backends import _sqlite as sql
+from qstate.backends.file import layout as sql
 
 PROMPT = "Введите телефон"
 

@@ -45,7 +45,7 @@ import redis.asyncio
 from _timing import Row, acompare, compare, report
 
 from qstate import AsyncState, AsyncStateRegistry, State, StateRegistry
-from qstate import _redis_layout as layout
+from qstate.backends.redis import layout
 
 SINGLE = MODIFY = 1 / 1.2
 CONCURRENT = 100

@@ -26,7 +26,7 @@ from qstate import (
     StateRegistry,
 )
 from qstate._keys import StateKey
-from qstate._redis_layout import data_key, parse_data_key, parse_url, scan_pattern
+from qstate.backends.redis.layout import data_key, parse_data_key, parse_url, scan_pattern
 from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis

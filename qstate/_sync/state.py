@@ -55,7 +55,7 @@ class State:
 
         if not isinstance(registry, StateRegistry):
             raise TypeError(
-                f"{type(self).__name__} needs an StateRegistry, not {type(registry).__name__}"
+                f"{type(self).__name__} needs a StateRegistry, not {type(registry).__name__}"
             )
         # A class's own name was checked once, by __init_subclass__; only an
         # explicit name needs checking here (states are built on every injected call).

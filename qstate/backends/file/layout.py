@@ -28,7 +28,7 @@ import sqlite3
 from pathlib import Path
 from urllib.parse import quote
 
-from .._errors import BackendUnavailableError, ConfigError, CorruptDataError, QStateError
+from ..._errors import BackendUnavailableError, ConfigError, CorruptDataError, QStateError
 
 SCHEMA_VERSION = 1
 COLUMNS = ("state", "scope", "key", "value", "expires_at")

@@ -10,11 +10,11 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-from .._async.backend import AsyncBackend
-from .._codec import JSONValue
-from .._keys import StateKey
-from .._model import Document, Modifier, StateInfo, _Missing
-from .file import FileBackend
+from ..._async.backend import AsyncBackend
+from ..._codec import JSONValue
+from ..._keys import StateKey
+from ..._model import Document, Modifier, StateInfo, _Missing
+from ._sync import FileBackend
 
 __all__ = ["AsyncFileBackend"]
 
@@ -30,7 +30,7 @@ class AsyncFileBackend(AsyncBackend):
         self.sync = sync
         self.url = sync.url
         # Writers queue here, on the loop, before taking a worker thread: were they
-        # to queue in threads, a transaction held across an await could need a
+        # to queue in threads, a transaction held across a suspension point could need a
         # thread to commit while every thread waits for that very transaction.
         self._writers = asyncio.Lock()
 

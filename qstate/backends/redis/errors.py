@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from redis import exceptions as rx
 
-from .._errors import BackendUnavailableError, CorruptDataError, InvalidValueError, QStateError
+from ..._errors import BackendUnavailableError, CorruptDataError, InvalidValueError, QStateError
 
 REDIS_ERRORS = (rx.RedisError, rx.RedisClusterException)
 """What redis-py raises; its cluster errors do not derive from RedisError."""

@@ -13,7 +13,7 @@ qstate's own query options: ``prefix`` (key prefix, default ``qstate``),
 ``max_connections`` (default 50: more concurrent calls wait for a connection),
 ``lease`` (seconds a transaction lock outlives a dead holder, default 10) and
 ``lock_wait`` (seconds a write waits for a transaction's lock, default 15).
-A few of redis-py's options pass through (see ``_redis_layout.REDIS_PY_OPTIONS``);
+A few of redis-py's options pass through (see ``layout.REDIS_PY_OPTIONS``);
 any other is refused. Passwords may be percent-encoded.
 """
 
@@ -21,11 +21,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .._errors import ConfigError
+from ..._errors import ConfigError
 
 if TYPE_CHECKING:
-    from .._async.backend import AsyncBackend
-    from .._sync.backend import Backend
+    from ..._async.backend import AsyncBackend
+    from ..._sync.backend import Backend
 
 __all__ = ["open_async", "open_sync"]
 
@@ -34,10 +34,10 @@ def _backend_class(flavour: str) -> Any:
     """The backend class, or a clear ConfigError when redis-py is not installed."""
     try:
         if flavour == "sync":
-            from .._sync.redis import RedisBackend
+            from ._sync import RedisBackend
 
             return RedisBackend
-        from .._async.redis import AsyncRedisBackend
+        from ._async import AsyncRedisBackend
 
         return AsyncRedisBackend
     except ModuleNotFoundError as exc:

@@ -1,10 +1,9 @@
-"""``file:``: states in one SQLite database, shared by every process on the machine.
+"""The file backend's sync implementation: SQLite is a sync library, so this is the source.
 
-URL forms: ``file:///abs/path/state.db``, ``file:relative/path.db``,
-``file:~/state.db``, with optional query parameters ``synchronous=normal|full``
-(default ``normal``) and ``timeout=SECONDS`` (how long a write waits for the
-lock held by another writer, default 10). The layout is described in
-``qstate.backends._sqlite``.
+Unlike the memory and Redis backends, the async twin is not generated from an
+async source: SQLite has no async API, so ``_async.AsyncFileBackend`` runs each
+call of this class in a worker thread, and what it adds (queueing writers on the
+event loop, finishing a cancelled ``begin``) has no sync counterpart to generate.
 
 The database runs in WAL mode, so readers never wait for writers. Every write
 is one ``BEGIN IMMEDIATE`` transaction, so a read-modify-write is atomic across
@@ -24,13 +23,12 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, quote, unquote
+from urllib.parse import quote
 
-from .._async.backend import AsyncBackend
-from .._codec import JSONValue, decode, encode
-from .._errors import BackendUnavailableError, ConfigError, CorruptDataError
-from .._keys import StateKey
-from .._model import (
+from ..._codec import JSONValue, decode, encode
+from ..._errors import BackendUnavailableError, ConfigError, CorruptDataError
+from ..._keys import StateKey
+from ..._model import (
     MISSING,
     Document,
     Modifier,
@@ -40,16 +38,14 @@ from .._model import (
     apply_modifier,
     check_document,
 )
-from .._sync.backend import Backend
-from .._urls import redact
-from . import _sqlite as sql
+from ..._sync.backend import Backend
+from . import layout as sql
 
-__all__ = ["FileBackend", "open_async", "open_sync"]
+__all__ = ["FileBackend"]
 
 _MAX_IDLE = 16
 _PURGE_INTERVAL = 60.0
 """At most this often (seconds) a write also deletes every expired row."""
-_SYNCHRONOUS = {"normal": "NORMAL", "full": "FULL"}
 _T = TypeVar("_T")
 
 # Connections inherited from a parent process are never closed or used by the
@@ -65,35 +61,6 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def parse_url(url: str) -> tuple[Path, str, float]:
-    """Path, synchronous level and busy timeout of a ``file:`` URL."""
-    rest = url[len("file:") :]
-    rest, _, query = rest.partition("?")
-    if rest.startswith("//"):
-        host, _, path = rest[2:].partition("/")
-        if host not in ("", "localhost"):
-            raise ConfigError(
-                f"file URL must name a local path, not host {host.rpartition('@')[2]!r}: "
-                f"{redact(url)!r}"
-            )
-        rest = "/" + path
-    if not rest or rest.endswith("/"):
-        raise ConfigError(f"file URL needs a database file path: {url!r}")
-    options = dict(parse_qsl(query, keep_blank_values=True))
-    level = options.pop("synchronous", "normal").lower()
-    if level not in _SYNCHRONOUS:
-        raise ConfigError(f"synchronous must be normal or full, not {level!r}")
-    try:
-        timeout = float(options.pop("timeout", "10"))
-    except ValueError:
-        raise ConfigError(f"timeout must be a number of seconds in {url!r}") from None
-    if not 0 < timeout <= 3600:
-        raise ConfigError(f"timeout must be between 0 and 3600 seconds in {url!r}")
-    if options:
-        raise ConfigError(f"unknown file URL option(s) {', '.join(options)} in {url!r}")
-    return Path(unquote(rest)).expanduser(), _SYNCHRONOUS[level], timeout
 
 
 class FileBackend(Backend):
@@ -549,14 +516,3 @@ def _create_database_file(path: Path) -> None:
         directory.mkdir(mode=0o700, exist_ok=True)
     with contextlib.suppress(FileExistsError):  # another process was first, or it exists
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o600))
-
-
-def open_sync(url: str) -> FileBackend:
-    path, synchronous, timeout = parse_url(url)
-    return FileBackend(path, synchronous, timeout)
-
-
-def open_async(url: str) -> AsyncBackend:
-    from ._file_async import AsyncFileBackend  # asyncio costs start-up time: only when used
-
-    return AsyncFileBackend(open_sync(url))

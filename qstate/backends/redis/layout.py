@@ -19,9 +19,9 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, quote, urlencode
 
-from ._errors import ConfigError
-from ._keys import StateKey
-from ._urls import redact, split_credentials
+from ..._errors import ConfigError
+from ..._keys import StateKey
+from ..._urls import redact, split_credentials
 
 _PREFIX = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 _HOST = re.compile(r"[A-Za-z0-9_.\-]*|\[[0-9A-Fa-f:.%A-Za-z]+\]")

@@ -21,7 +21,7 @@ from redis.asyncio import ConnectionPool as AsyncConnectionPool
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from ._redis_errors import POOL_EXHAUSTED
+from .errors import POOL_EXHAUSTED
 
 __all__ = ["AsyncWaitingPool", "WaitingPool"]
 

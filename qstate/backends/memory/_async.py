@@ -1,7 +1,7 @@
 """The in-process backend: the QTasks behaviour, with isolation and no leaks.
 
 Each state is a ``_Doc``. Its ``mutex`` (always a ``threading.Lock``) guards
-every read and change of its data and is never held across an await or user
+every read and change of its data and is never held across a suspension point or user
 code: plain operations (``set``, ``update``, ``incr``...) are one short critical
 section on it, so they cost about what QTasks' single lock costs, and readers
 never wait for a transaction. Its ``lock`` (``asyncio.Lock`` in the async
@@ -28,10 +28,10 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from .._codec import JSONValue, copy_value
-from .._keys import StateKey
-from .._model import MISSING, Document, StateInfo, _Missing, add, check_document
-from .backend import AsyncBackend
+from ..._async.backend import AsyncBackend
+from ..._codec import JSONValue, copy_value
+from ..._keys import StateKey
+from ..._model import MISSING, Document, StateInfo, _Missing, add, check_document
 
 _CONTAINERS = (dict, list)
 _SWEEP_INTERVAL = 1.0
@@ -193,7 +193,7 @@ class AsyncMemoryBackend(AsyncBackend):
     # -- writes ------------------------------------------------------------
 
     # set and update are the hottest paths, so they take the common case (a live
-    # doc with no transaction and no expiry) inline, without a call or an await,
+    # doc with no transaction and no expiry) inline, without a call or a suspension point,
     # and only call _finish when it has work to do (a TTL, or an empty update()).
 
     async def set(self, key: StateKey, field: str, value: JSONValue, ttl: float | None) -> None:

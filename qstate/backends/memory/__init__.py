@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .._async.memory import AsyncMemoryBackend
-from .._errors import ConfigError
-from .._sync.memory import MemoryBackend
+from ..._errors import ConfigError
+from ._async import AsyncMemoryBackend
+from ._sync import MemoryBackend
 
 __all__ = ["AsyncMemoryBackend", "MemoryBackend", "open_async", "open_sync"]
 
