@@ -69,7 +69,7 @@ def check_not_blocked(backend: object, key: StateKey, *, write: bool) -> None:
 def mark_transaction(backend: object, key: StateKey) -> Iterator[None]:
     """Mark the state (and the store, if it is locked whole) open for the block."""
     marks: set[tuple[int, StateKey | None]] = {(id(backend), key)}
-    if getattr(backend, "locks_store_in_transaction", False):
+    if getattr(backend, "locks_store_in_transaction", False):  # any object in tests
         marks.add((id(backend), None))
     token = OPEN_TRANSACTIONS.set(OPEN_TRANSACTIONS.get() | marks)
     with _count_lock:

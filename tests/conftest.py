@@ -23,6 +23,8 @@ from typing import Any
 import pytest
 
 from qstate import AsyncState, AsyncStateRegistry, State, StateRegistry
+from qstate._backends import ENTRY_POINT_GROUP
+from tests import example_backend
 
 pytest_plugins = ["tests.redis_server"]
 
@@ -91,15 +93,49 @@ def flavour(request: pytest.FixtureRequest) -> Iterator[Flavour]:
     f.close()
 
 
-@pytest.fixture(params=["memory", "file", pytest.param("redis", marks=pytest.mark.redis)])
-def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh, empty store of each kind."""
+def _register_example_backend(directory: Path) -> None:
+    """Install ``tests/example_backend.py`` as another package would: an entry point.
+
+    A ``*.dist-info`` directory on ``sys.path`` is what ``importlib.metadata``
+    reads for installed distributions, so qstate finds ``example://`` exactly as
+    it would find a backend installed with pip.
+    """
+    info = directory / "qstate_example_backend-1.0.dist-info"
+    if str(directory) in sys.path:
+        return
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: qstate-example-backend\nVersion: 1.0\n"
+    )
+    (info / "entry_points.txt").write_text(
+        f"[{ENTRY_POINT_GROUP}]\nexample = tests.example_backend\n"
+    )
+    sys.path.append(str(directory))
+
+
+@pytest.fixture(scope="session")
+def example_backend_installed(tmp_path_factory: pytest.TempPathFactory) -> None:
+    _register_example_backend(tmp_path_factory.mktemp("site"))
+
+
+@pytest.fixture(
+    params=["memory", "file", pytest.param("redis", marks=pytest.mark.redis), "example"]
+)
+def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty store of each kind (``example``: the third-party backend of the tests)."""
+    if request.param == "example":
+        request.getfixturevalue("example_backend_installed")
+        yield "example://"
+        example_backend.forget_everything()
+        return
     if request.param == "memory":
-        return "memory://"
+        yield "memory://"
+        return
     if request.param == "file":
-        return f"file:{tmp_path}/data/state.db"
+        yield f"file:{tmp_path}/data/state.db"
+        return
     url: str = request.getfixturevalue("redis_url")
-    return url
+    yield url
 
 
 @pytest.fixture

@@ -1,10 +1,15 @@
-"""The interface every async backend implements.
+"""The interface every async backend implements: a small core, everything else defaulted.
 
 A backend stores documents (``dict[str, JSON value]``) addressed by a
 :class:`StateKey`. Values reach it already validated and copied by the state
-layer; it must make every method atomic and never return expired data. Helpers
-with a default implementation (``modify``, ``replace``) are built on
-``transaction``; a backend overrides them only to make them faster.
+layer; it must make every method atomic and never return expired data.
+
+Three methods are the whole contract a new backend must write: ``get_all``,
+``transaction`` and ``list_states``. Every other operation has a correct
+default built on them (a read on ``get_all``, every write as one
+``transaction``), so a third-party backend of a few dozen lines is complete
+(``tests/example_backend.py`` is one, and passes the contract suite). The
+built-in backends override the defaults to make them one round trip.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import Any
 
 from .._codec import JSONValue
 from .._keys import StateKey
-from .._model import Document, Modifier, StateInfo, _Missing, apply_modifier
+from .._model import MISSING, Document, Modifier, StateInfo, _Missing, add, apply_modifier
 
 
 class AsyncBackend(ABC):
@@ -25,45 +30,71 @@ class AsyncBackend(ABC):
     url: str = ""
     """The URL the backend was opened with, password removed (safe to print)."""
 
-    @abstractmethod
-    async def get(self, key: StateKey, field: str) -> JSONValue | _Missing:
-        """The value of ``field``, or ``MISSING``."""
+    locks_store_in_transaction: bool = False
+    """Whether a ``transaction()`` locks the whole store, not just its state.
+
+    SQLite has one write lock per database: a write to any state inside a
+    transaction would wait for the block itself, so the state layer refuses it
+    at once with UsageError when this is true.
+    """
+
+    # -- the core: what every backend implements -----------------------------
 
     @abstractmethod
     async def get_all(self, key: StateKey) -> Document:
         """The whole document (empty if the state does not exist or expired)."""
 
     @abstractmethod
-    async def set(self, key: StateKey, field: str, value: JSONValue, ttl: float | None) -> None:
-        """Store one value; a ``ttl`` (seconds) resets the state's expiry."""
-
-    @abstractmethod
-    async def update(self, key: StateKey, mapping: Document, ttl: float | None) -> Document:
-        """Store several values at once and return the whole updated document."""
-
-    @abstractmethod
-    async def delete(self, key: StateKey, fields: Sequence[str], ttl: float | None) -> int:
-        """Remove keys; return how many existed."""
-
-    @abstractmethod
-    async def clear(self, key: StateKey) -> bool:
-        """Remove the whole state; return whether it held any key."""
-
-    @abstractmethod
-    async def incr(
-        self, key: StateKey, field: str, amount: int | float, ttl: float | None
-    ) -> int | float:
-        """Add ``amount`` to a number (a missing key counts as 0); return the result."""
-
-    @abstractmethod
     def transaction(
         self, key: StateKey, ttl: float | None
     ) -> AbstractAsyncContextManager[Document]:
-        """Yield a private copy of the document; write it back atomically on exit."""
+        """Yield a private copy of the document; write it back atomically on exit.
+
+        An exception in the block discards the changes. Writing back an empty
+        document removes the state; a ``ttl`` (seconds) resets its expiry.
+        """
 
     @abstractmethod
     async def list_states(self, prefix: str = "") -> list[StateInfo]:
         """Every non-empty state whose name starts with ``prefix``, sorted."""
+
+    # -- defaults on the core; backends override them for speed --------------
+
+    async def get(self, key: StateKey, field: str) -> JSONValue | _Missing:
+        """The value of ``field``, or ``MISSING``."""
+        return (await self.get_all(key)).get(field, MISSING)
+
+    async def set(self, key: StateKey, field: str, value: JSONValue, ttl: float | None) -> None:
+        """Store one value; a ``ttl`` (seconds) resets the state's expiry."""
+        async with self.transaction(key, ttl) as data:
+            data[field] = value
+
+    async def update(self, key: StateKey, mapping: Document, ttl: float | None) -> Document:
+        """Store several values at once and return the whole updated document."""
+        async with self.transaction(key, ttl) as data:
+            data.update(mapping)
+            result = dict(data)
+        return result
+
+    async def delete(self, key: StateKey, fields: Sequence[str], ttl: float | None) -> int:
+        """Remove keys; return how many existed."""
+        async with self.transaction(key, ttl) as data:
+            return sum(data.pop(field, MISSING) is not MISSING for field in set(fields))
+
+    async def clear(self, key: StateKey) -> bool:
+        """Remove the whole state; return whether it held any key."""
+        async with self.transaction(key, None) as data:
+            existed = bool(data)
+            data.clear()
+        return existed
+
+    async def incr(
+        self, key: StateKey, field: str, amount: int | float, ttl: float | None
+    ) -> int | float:
+        """Add ``amount`` to a number (a missing key counts as 0); return the result."""
+        async with self.transaction(key, ttl) as data:
+            result = data[field] = add(data.get(field, MISSING), amount, field)
+        return result
 
     async def modify(self, key: StateKey, fn: Modifier, ttl: float | None) -> Document:
         """Apply ``fn`` to the document atomically; return the new document."""
@@ -83,9 +114,9 @@ class AsyncBackend(ABC):
         """Facts for ``qstate doctor`` (server version, integrity...).
 
         Raises BackendUnavailableError or CorruptDataError when the store is
-        unusable; the default backend has nothing to report.
+        unusable; a backend with nothing to report returns ``{}``.
         """
         return {}
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, empty by default
-        """Release connections; the default backend holds none."""
+        """Release connections; a backend that holds none need not override it."""

@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from .._codec import MAX_INTEGER, MIN_INTEGER, JSONValue, check_value
 from .._errors import UsageError
 from .._keys import MAX_KEY, StateKey, check_key, check_name, check_scope
-from .._model import MISSING, UNSET, Document, Modifier, check_own_document, check_ttl
+from .._model import (
+    MISSING,
+    UNSET,
+    Document,
+    Modifier,
+    check_document,
+    check_own_document,
+    check_ttl,
+)
 from .._txguard import OPEN_COUNT, check_not_blocked, mark_transaction
 
 if TYPE_CHECKING:
@@ -179,3 +187,6 @@ class AsyncState:
         async with self._backend.transaction(self._key, self._ttl) as data:
             with mark_transaction(self._backend, self._key):
                 yield data
+            # Validated here, once for every backend: what the block left in the
+            # dict must be a document, or the backend discards it.
+            check_document(data, f"transaction({self._key})")
