@@ -402,9 +402,10 @@ def test_piped_script_fails_with_the_first_failure(tmp_path: Path) -> None:
 def test_embedded_shell_sees_memory_states(tmp_path: Path) -> None:
     code = (
         "from qstate import StateRegistry\n"
+        "from qstate_cli import open_shell\n"
         "registry = StateRegistry('memory://')\n"
         "registry.state('Live').update(step=7, who='worker')\n"
-        "status = registry.shell('Live')\n"
+        "status = open_shell(registry, 'Live')\n"
         "print('after', registry.state('Live').get('step'), status)\n"
     )
     result = subprocess.run(
@@ -416,9 +417,10 @@ def test_embedded_shell_sees_memory_states(tmp_path: Path) -> None:
 
 def test_embedded_shell_needs_a_sync_registry() -> None:
     from qstate import AsyncStateRegistry, UsageError
+    from qstate_cli import open_shell
 
     with pytest.raises(UsageError, match="StateRegistry"):
-        AsyncStateRegistry("memory://").shell()
+        open_shell(AsyncStateRegistry("memory://"))  # type: ignore[arg-type]
 
 
 def test_progress_bar_and_live_watch_on_a_terminal(tmp_path: Path) -> None:

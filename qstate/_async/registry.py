@@ -54,17 +54,6 @@ class AsyncStateRegistry:
         found = await self._backend.list_states(prefix)
         return found if isinstance(found, StateList) else StateList(found)
 
-    def shell(self, state: str | None = None, scope: str | None = None) -> int:
-        """Open the interactive ``qstate`` shell on this registry, inside this program.
-
-        This is how the states of a running program, memory ones included, can be
-        inspected and changed by hand. Returns the shell's exit status. Only the
-        sync ``StateRegistry`` can host the shell.
-        """
-        from qstate_cli.shell import embedded_shell
-
-        return embedded_shell(self, state, scope)
-
     async def aclose(self) -> None:
         """Release the backend's connections."""
         await self._backend.aclose()
