@@ -13,8 +13,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from qstate import QStateError, __version__
-from qstate._urls import redact
+from qstate import QStateError, __version__, redact_url
 
 from .commands import register_all
 from .errors import CliError, exit_code_for
@@ -171,7 +170,7 @@ def one_line(error: BaseException | str) -> str:
     """An error as one line, with any URL password in it (even one the user typed
     where a name was expected) replaced by ``***``."""
     text = error if isinstance(error, str) else str(error).strip() or type(error).__name__
-    return redact(" ".join(text.split()))
+    return redact_url(" ".join(text.split()))
 
 
 def invoke(args: list[str], session: Session | None = None) -> int:

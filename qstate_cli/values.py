@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 from qstate import MAX_DEPTH
-from qstate._codec import check_value
 
 from .errors import BadInput
 
@@ -32,9 +31,10 @@ def parse_value(text: str, *, force_string: bool = False, what: str = "VALUE") -
 
     ``42`` is a number, ``true`` a bool, ``[1, 2]`` a list, ``"42"`` the string
     42, and ``hello`` (not JSON) the string hello. ``--string`` skips parsing.
+    The library validates the value when it is written.
     """
     if force_string:
-        return check_value(text)
+        return text
     try:
         value = loads(text, what)
     except ValueError as exc:
@@ -43,8 +43,8 @@ def parse_value(text: str, *, force_string: bool = False, what: str = "VALUE") -
                 f"{what} looks like JSON but does not parse ({exc}); "
                 "pass --string to store it as text"
             ) from None
-        return check_value(text)
-    return check_value(value)
+        return text
+    return value
 
 
 def parse_document(text: str, what: str = "--json") -> dict[str, Any]:

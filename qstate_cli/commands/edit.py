@@ -9,7 +9,6 @@ from typing import Any
 import typer
 
 from qstate import InvalidNameError, InvalidValueError
-from qstate._model import check_document
 
 from ..errors import BadInput, CliError, Unmet
 from ..exit_codes import ExitCode
@@ -46,8 +45,8 @@ def edit(ctx: typer.Context, state: StateArg, scope: ScopeOpt = None) -> None:
     _run_editor(editor or "vi", path)
     text = path.read_text(encoding="utf-8")
     try:
-        edited = check_document(parse_document(text, f"your edit of {name}"))
-    except (BadInput, InvalidValueError, InvalidNameError) as exc:
+        edited = parse_document(text, f"your edit of {name}")
+    except BadInput as exc:
         raise BadInput(f"{exc}; nothing was written, your text is kept in {path}") from None
     if edited == original:
         path.unlink()
@@ -60,7 +59,9 @@ def edit(ctx: typer.Context, state: StateArg, scope: ScopeOpt = None) -> None:
         return edited
 
     try:
-        target.modify(apply)
+        target.modify(apply)  # validates the edit: a bad one writes nothing
+    except (InvalidValueError, InvalidNameError) as exc:
+        raise BadInput(f"{exc}; nothing was written, your text is kept in {path}") from None
     except _ChangedMeanwhile:
         raise Unmet(
             f"{name} was changed by someone else while you edited; nothing was written, "

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import typer
 
-from qstate._keys import check_name, check_scope
-
 from ..options import OptionalStateArg, ScopeOpt
 from ._common import session_of
 
@@ -23,11 +21,10 @@ def shell(
     from ..shell.grammar import Current
     from ..shell.loop import run_shell
 
-    if state is not None:
-        check_name(state)
-        check_scope(scope)
     session = session_of(ctx)
     session.lives_on = True
+    if state is not None:
+        session.state(state, scope)  # a bad name or scope: exit 2 before the shell starts
     raise typer.Exit(run_shell(session, Current(state, scope)))
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from prompt_toolkit.history import FileHistory
 
-from qstate._urls import redact
+from qstate import redact_url
 
 
 def history_path() -> Path:
@@ -29,7 +29,7 @@ class RedactingFileHistory(FileHistory):
         super().__init__(str(path))
 
     def store_string(self, string: str) -> None:
-        super().store_string(redact(string))
+        super().store_string(redact_url(string))
 
     def append_string(self, string: str) -> None:
-        super().append_string(redact(string))
+        super().append_string(redact_url(string))

@@ -14,9 +14,7 @@ import shutil
 import sys
 from typing import Any
 
-from qstate import QStateError
-from qstate._keys import check_name, check_scope
-from qstate._urls import redact
+from qstate import QStateError, redact_url
 
 from ..exit_codes import ExitCode
 from ..main import app, invoke, one_line
@@ -91,8 +89,7 @@ class Shell:
         try:
             current = parse_use(words)
             if current.name is not None:
-                check_name(current.name)
-                check_scope(current.scope)
+                self.session.state(current.name, current.scope)  # validates both
         except (LineError, QStateError) as error:
             return _error(one_line(error), ExitCode.USAGE)
         self.current = current
@@ -119,7 +116,7 @@ class Shell:
 
     def prompt_text(self) -> str:
         label = self.current.label()
-        return f"qstate {redact(self.session.registry().url)}{' ' + label if label else ''}> "
+        return f"qstate {redact_url(self.session.registry().url)}{' ' + label if label else ''}> "
 
     def toolbar(self, text: str) -> str:
         try:
@@ -175,7 +172,7 @@ class Shell:
 
 
 def _error(message: str, code: int) -> int:
-    print(f"qstate: error: {redact(message)}", file=sys.stderr)
+    print(f"qstate: error: {redact_url(message)}", file=sys.stderr)
     return code
 
 
