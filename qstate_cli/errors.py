@@ -1,6 +1,12 @@
-"""The one boundary where errors become a one-line message and an exit code."""
+"""The one boundary where errors become a one-line message and an exit code.
+
+:func:`report` is the only place that prints an error; ``main`` (for the CLI
+and every shell line) and the shell's own words (``use``, a bad line) call it.
+"""
 
 from __future__ import annotations
+
+import sys
 
 from qstate import (
     BackendUnavailableError,
@@ -11,6 +17,7 @@ from qstate import (
     InvalidValueError,
     QStateError,
     UsageError,
+    redact_url,
 )
 
 from .exit_codes import ExitCode
@@ -63,3 +70,28 @@ def exit_code_for(error: BaseException) -> ExitCode:
         if isinstance(error, kind):
             return code
     return ExitCode.UNAVAILABLE
+
+
+def one_line(error: BaseException | str) -> str:
+    """An error as one line, with any URL password in it (even one the user typed
+    where a name was expected) replaced by ``***``."""
+    text = error if isinstance(error, str) else str(error).strip() or type(error).__name__
+    return redact_url(" ".join(text.split()))
+
+
+def report(
+    error: BaseException | str, code: ExitCode | None = None, *, debug: bool = False
+) -> int:
+    """Print ``qstate: error: ...`` (one line on stderr) and return the exit code.
+
+    ``code`` defaults to the documented code of ``error``; ``debug`` also prints
+    the traceback of an exception.
+    """
+    if debug and isinstance(error, BaseException):
+        import traceback
+
+        traceback.print_exception(error)
+    print(f"qstate: error: {one_line(error)}", file=sys.stderr)
+    if code is not None:
+        return code
+    return exit_code_for(error) if isinstance(error, BaseException) else ExitCode.USAGE

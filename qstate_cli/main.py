@@ -13,10 +13,10 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from qstate import QStateError, __version__, redact_url
+from qstate import QStateError, __version__
 
 from .commands import register_all
-from .errors import CliError, exit_code_for
+from .errors import CliError, one_line, report
 from .exit_codes import ExitCode
 from .output import Output
 from .render import Mode
@@ -58,13 +58,8 @@ class _Commands(TyperGroup):
         try:
             return super().invoke(ctx)
         except (QStateError, CliError) as error:
-            session = ctx.obj
-            if isinstance(session, Session) and session.debug:
-                import traceback
-
-                traceback.print_exc()
-            print(f"qstate: error: {one_line(error)}", file=sys.stderr)
-            raise typer.Exit(exit_code_for(error)) from None
+            debug = isinstance(ctx.obj, Session) and ctx.obj.debug
+            raise typer.Exit(report(error, debug=debug)) from None
 
 
 def _global_copy(param: Any) -> Any:
@@ -166,18 +161,12 @@ def short_usage(ctx: typer.Context) -> str:
 register_all(app)
 
 
-def one_line(error: BaseException | str) -> str:
-    """An error as one line, with any URL password in it (even one the user typed
-    where a name was expected) replaced by ``***``."""
-    text = error if isinstance(error, str) else str(error).strip() or type(error).__name__
-    return redact_url(" ".join(text.split()))
-
-
 def invoke(args: list[str], session: Session | None = None) -> int:
-    """Run the app on ``args`` and return the exit code: the one error boundary.
+    """Run the app on ``args`` and return the exit code.
 
     Never a traceback for a user mistake: errors become one line on stderr and a
-    documented code. The shell passes its own ``session`` (and so its registry).
+    documented code (:func:`qstate_cli.errors.report`). The shell passes its own
+    ``session`` (and so its registry).
     """
     before_separator = args[: args.index("--")] if "--" in args else args
     debug = "--debug" in before_separator or (session is not None and session.debug)
@@ -185,13 +174,9 @@ def invoke(args: list[str], session: Session | None = None) -> int:
     try:
         result = app(args=args, prog_name="qstate", standalone_mode=False, obj=session)
     except typer.TyperException as error:  # click's usage and parameter errors
-        print(
-            f"qstate: error: {_usage_message(error, shell=session is not None)}", file=sys.stderr
-        )
-        return ExitCode.USAGE
+        return report(_usage_message(error, shell=session is not None), ExitCode.USAGE)
     except (QStateError, CliError) as error:  # raised before a command runs
-        print(f"qstate: error: {one_line(error)}", file=sys.stderr)
-        return exit_code_for(error)
+        return report(error)
     except (KeyboardInterrupt, typer.Abort):
         print("qstate: interrupted", file=sys.stderr)
         return 130

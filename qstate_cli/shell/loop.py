@@ -16,8 +16,9 @@ from typing import Any
 
 from qstate import QStateError, redact_url
 
+from ..errors import report
 from ..exit_codes import ExitCode
-from ..main import app, invoke, one_line
+from ..main import app, invoke
 from ..session import Session
 from .catalog import Catalog
 from .grammar import Current, LineError, is_complete, parse_use, split, to_cli_args
@@ -58,7 +59,7 @@ class Shell:
         try:
             words = split(line)
         except LineError as error:
-            return _error(str(error), ExitCode.USAGE)
+            return report(str(error), ExitCode.USAGE)
         if not words:
             return ExitCode.OK
         command = words[0]
@@ -69,7 +70,7 @@ class Shell:
         if command == "help":
             return self._help(words[1:])
         if command == "shell":
-            return _error("already in the shell", ExitCode.USAGE)
+            return report("already in the shell", ExitCode.USAGE)
         args = to_cli_args(words, self.current)
         try:
             if capture and command not in LIVE_COMMANDS:
@@ -91,7 +92,7 @@ class Shell:
             if current.name is not None:
                 self.session.state(current.name, current.scope)  # validates both
         except (LineError, QStateError) as error:
-            return _error(one_line(error), ExitCode.USAGE)
+            return report(error, ExitCode.USAGE)
         self.current = current
         return ExitCode.OK
 
@@ -99,7 +100,7 @@ class Shell:
         if topic and topic[0] in self.commands:
             return invoke([topic[0], "--help"], self.session)
         if topic:
-            return _error(f"no command {topic[0]!r}; try help", ExitCode.USAGE)
+            return report(f"no command {topic[0]!r}; try help", ExitCode.USAGE)
         lines = ["Commands (as the qstate CLI, without the word qstate):"]
         for name in sorted(self.commands):
             summary = (self.commands[name].help or "").split("\n")[0]
@@ -166,14 +167,9 @@ class Shell:
             if code and not first_failure:
                 first_failure = code
         if pending.strip():
-            code = _error("the input ended inside an open quote or bracket", ExitCode.USAGE)
+            code = report("the input ended inside an open quote or bracket", ExitCode.USAGE)
             first_failure = first_failure or code
         return first_failure
-
-
-def _error(message: str, code: int) -> int:
-    print(f"qstate: error: {redact_url(message)}", file=sys.stderr)
-    return code
 
 
 def _show(text: str) -> None:
