@@ -78,6 +78,9 @@ UPSERT_WITH_EXPIRY = """
     ON CONFLICT (state, scope, key)
     DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at"""
 
+EXPIRY_OF_STATE = (
+    f"SELECT expires_at FROM qstate_values WHERE state = ?1 AND scope = ?2 AND {LIVE} LIMIT 1"  # noqa: S608
+)
 DELETE_EXPIRED_OF_STATE = (
     "DELETE FROM qstate_values WHERE state = ?1 AND scope = ?2 AND expires_at <= ?4"
 )

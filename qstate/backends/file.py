@@ -397,6 +397,28 @@ class FileBackend(Backend):
 
         return self._write(body)
 
+    def replace(self, key: StateKey, data: Document, ttl: float | None) -> None:
+        if not data and not self._ready and not self.path.exists():
+            return  # nothing to remove: creating the database would be all it did
+        rows = [(field, encode(value)) for field, value in data.items()]
+
+        def body(conn: sqlite3.Connection, now: float) -> None:
+            # Delete then insert, as a transaction's commit does, so that the
+            # keys read back in the new mapping's order; the expiry is kept
+            # unless a TTL is given.
+            if ttl is not None:
+                expires: float | None = now + ttl
+            else:
+                row = conn.execute(sql.EXPIRY_OF_STATE, (*key, None, now)).fetchone()
+                expires = None if row is None else row[0]
+            conn.execute(sql.DELETE_STATE, key)
+            conn.executemany(
+                sql.UPSERT_WITH_EXPIRY,
+                [(*key, field, None, text, expires) for field, text in rows],
+            )
+
+        self._write(body)
+
     def incr(
         self, key: StateKey, field: str, amount: int | float, ttl: float | None
     ) -> int | float:
