@@ -173,7 +173,7 @@ PROCESSES, CALLS = 5, 10
 def _update_many(url: str, worker: int, start: Any) -> None:
     async def main() -> None:
         storage = QStateStorage(url)
-        start.wait()
+        start.wait()  # every process connected and ready: all go at once
         for call in range(CALLS):
             await storage.update_data(_key(), {f"w{worker}-{call}": call})
         await storage.close()
@@ -184,13 +184,12 @@ def _update_many(url: str, worker: int, start: Any) -> None:
 @pytest.mark.slow
 def test_processes_updating_one_chat_lose_no_key(shared_url: str) -> None:
     context = multiprocessing.get_context("spawn")
-    start = context.Event()
+    start = context.Barrier(PROCESSES)
     workers = [
         context.Process(target=_update_many, args=(shared_url, w, start)) for w in range(PROCESSES)
     ]
     for process in workers:
         process.start()
-    start.set()
     for process in workers:
         process.join(120)
         assert process.exitcode == 0
