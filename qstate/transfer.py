@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._errors import CorruptDataError, InvalidValueError
-from ._listing import StateList
 from ._keys import check_name, check_scope
+from ._listing import StateList
 from ._model import Document, StateInfo, check_document, check_ttl
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._codec import MAX_INTEGER, MIN_INTEGER, JSONValue, check_value
-from .._errors import UsageError
+from .._errors import InvalidValueError, UsageError
 from .._keys import MAX_KEY, StateKey, check_key, check_name, check_scope
 from .._model import (
     MISSING,
@@ -29,6 +29,23 @@ from .._txguard import OPEN_COUNT, check_not_blocked, mark_transaction
 
 if TYPE_CHECKING:
     from .registry import AsyncStateRegistry
+
+
+_new_key = tuple.__new__
+_registry_class: list[type] = [tuple]  # no registry is a tuple: checked until the first one
+"""The registry class itself, once a state has been built on one (see ``__init__``)."""
+
+
+def _check_registry(state: AsyncState, registry: object) -> None:
+    """Refuse anything but an AsyncStateRegistry (say, a sync one) with a clear error."""
+    from .registry import AsyncStateRegistry
+
+    if not isinstance(registry, AsyncStateRegistry):
+        raise TypeError(
+            f"{type(state).__name__} needs an AsyncStateRegistry, not {type(registry).__name__}"
+        )
+    if type(registry) is AsyncStateRegistry:
+        _registry_class[0] = AsyncStateRegistry
 
 
 class AsyncState:
@@ -58,22 +75,20 @@ class AsyncState:
         ttl: float | Any | None = UNSET,
         name: str | None = None,
     ) -> None:
-        from .registry import AsyncStateRegistry
-
-        if not isinstance(registry, AsyncStateRegistry):
-            raise TypeError(
-                f"{type(self).__name__} needs an AsyncStateRegistry, not {type(registry).__name__}"
-            )
-        # A class's own name was checked once, by __init_subclass__; only an
-        # explicit name needs checking here (states are built on every injected call).
-        state_name = check_name(name) if name is not None else type(self).state_name
+        # Integrations (aiogram's storage) build a state on every event, so this
+        # stays cheap: the registry's exact class is compared by identity, and a
+        # class's own name was checked once, by __init_subclass__.
+        if type(registry) is not _registry_class[0]:
+            _check_registry(self, registry)
+        state_name = type(self).state_name if name is None else check_name(name)
         if state_name is None:
             raise UsageError(
                 f"{type(self).__name__} has no state name: subclass it or pass name=..."
             )
         self._registry = registry
         self._backend = registry.backend
-        self._key = StateKey(state_name, check_scope(scope))
+        # tuple.__new__ skips NamedTuple's Python-level __new__ (half the cost).
+        self._key = _new_key(StateKey, (state_name, check_scope(scope)))
         self._ttl: float | None = type(self).state_ttl if ttl is UNSET else check_ttl(ttl)
 
     def __repr__(self) -> str:
@@ -140,6 +155,22 @@ class AsyncState:
             kwargs = {**mapping, **kwargs}
         document = check_own_document(kwargs, "update")
         return await self._backend.update(self._key, document, self._ttl)
+
+    async def replace(self, mapping: Mapping[str, JSONValue]) -> None:
+        """Make the state exactly ``mapping`` in one atomic step (``{}`` removes it).
+
+        Unlike ``clear()`` then ``update()``, no reader ever sees the state empty
+        or half written, and unlike a ``transaction()`` it takes no lock: it is
+        one write, like ``update``. A write without a TTL keeps the state's expiry.
+        """
+        if OPEN_COUNT[0]:
+            check_not_blocked(self._backend, self._key, write=True)
+        if not isinstance(mapping, Mapping):
+            raise InvalidValueError(
+                f"replace() takes a mapping of keys to values, not {type(mapping).__name__}"
+            )
+        document = check_own_document(dict(mapping), "replace")
+        await self._backend.replace(self._key, document, self._ttl)
 
     async def delete(self, key: str) -> bool:
         """Remove ``key``; return whether it existed."""

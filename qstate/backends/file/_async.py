@@ -50,6 +50,9 @@ class AsyncFileBackend(AsyncBackend):
     async def update(self, key: StateKey, mapping: Document, ttl: float | None) -> Document:
         return await self._write(self.sync.update, key, mapping, ttl)
 
+    async def replace(self, key: StateKey, data: Document, ttl: float | None) -> None:
+        await self._write(self.sync.replace, key, data, ttl)
+
     async def delete(self, key: StateKey, fields: Sequence[str], ttl: float | None) -> int:
         return await self._write(self.sync.delete, key, fields, ttl)
 

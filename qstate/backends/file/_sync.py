@@ -121,10 +121,18 @@ class FileBackend(Backend):
             if self._ready:
                 return
             _create_database_file(self.path)
-            if sql.inspect(self.path) != sql.SCHEMA_VERSION:
+            # Processes starting together race to initialize a new file; switching
+            # it to WAL can fail at once with "locked" (SQLite's busy handler does
+            # not cover it) while another one does: look again, within the timeout.
+            deadline = time.monotonic() + self._timeout
+            while sql.inspect(self.path) != sql.SCHEMA_VERSION:
                 conn = self._connect()
                 try:
                     sql.init_schema(conn, self.path)
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.02)
                 finally:
                     conn.close()
             self._ready = True
@@ -363,6 +371,28 @@ class FileBackend(Backend):
             return bool(live)
 
         return self._write(body)
+
+    def replace(self, key: StateKey, data: Document, ttl: float | None) -> None:
+        if not data and not self._ready and not self.path.exists():
+            return  # nothing to remove: creating the database would be all it did
+        rows = [(field, encode(value)) for field, value in data.items()]
+
+        def body(conn: sqlite3.Connection, now: float) -> None:
+            # Delete then insert, as a transaction's commit does, so that the
+            # keys read back in the new mapping's order; the expiry is kept
+            # unless a TTL is given.
+            if ttl is not None:
+                expires: float | None = now + ttl
+            else:
+                row = conn.execute(sql.EXPIRY_OF_STATE, (*key, None, now)).fetchone()
+                expires = None if row is None else row[0]
+            conn.execute(sql.DELETE_STATE, key)
+            conn.executemany(
+                sql.UPSERT_WITH_EXPIRY,
+                [(*key, field, None, text, expires) for field, text in rows],
+            )
+
+        self._write(body)
 
     def incr(
         self, key: StateKey, field: str, amount: int | float, ttl: float | None

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -78,6 +79,9 @@ UPSERT_WITH_EXPIRY = """
     ON CONFLICT (state, scope, key)
     DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at"""
 
+EXPIRY_OF_STATE = (
+    f"SELECT expires_at FROM qstate_values WHERE state = ?1 AND scope = ?2 AND {LIVE} LIMIT 1"  # noqa: S608
+)
 DELETE_EXPIRED_OF_STATE = (
     "DELETE FROM qstate_values WHERE state = ?1 AND scope = ?2 AND expires_at <= ?4"
 )
@@ -132,30 +136,10 @@ def inspect(path: Path) -> int:
     another program's database. Anything but an empty file or qstate's own
     layout is refused, and the file is left exactly as it was.
     """
-    try:
-        with open(path, "rb") as file:
-            header = file.read(100)
-    except FileNotFoundError:
-        return 0
-    except OSError as exc:
-        raise translate(exc, path) from exc
-    if not header:
-        return 0  # created by a qstate writer that has not initialized it yet
-    if not header.startswith(_MAGIC):
-        raise _foreign(path, "it is not an SQLite database")
-    in_wal_mode = header[18] == 2
-    query = "mode=ro&immutable=1" if in_wal_mode and wal_is_empty(path) else "mode=ro"
-    uri = "file:" + quote(str(path.absolute())) + "?" + query
-    try:
-        conn = sqlite3.connect(uri, uri=True)
-        try:
-            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-            objects = conn.execute(_OWN_OBJECTS).fetchall()
-            columns = tuple(row[1] for row in conn.execute(f"PRAGMA table_info({TABLE})"))
-        finally:
-            conn.close()
-    except sqlite3.Error as exc:
-        raise translate(exc, path) from exc
+    schema = _read_schema(path)
+    if schema is None:
+        return 0  # missing, or created by a qstate writer that has not initialized it yet
+    version, objects, columns = schema
     if not objects and version == 0:
         return 0
     others = sorted({name for kind, name, table in objects if table != TABLE})
@@ -175,6 +159,61 @@ def inspect(path: Path) -> int:
     if others:
         raise _foreign(path, f"it also holds {', '.join(others)}, which qstate did not create")
     return version
+
+
+_Schema = tuple[int, list[tuple[str, str, str]], tuple[str, ...]]
+
+
+def _read_schema(path: Path) -> _Schema | None:
+    """``(user_version, objects, qstate_values columns)``, or None for no database yet.
+
+    An immutable read sees the file as it is, so it is trusted only if the file
+    did not change while it was read (another process may be checkpointing a
+    new database into it); otherwise it is read again.
+    """
+    for _ in range(100):
+        before = _signature(path)
+        try:
+            with open(path, "rb") as file:
+                header = file.read(100)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise translate(exc, path) from exc
+        if not header:
+            return None
+        if not header.startswith(_MAGIC):
+            raise _foreign(path, "it is not an SQLite database")
+        immutable = header[18] == 2 and wal_is_empty(path)  # WAL mode, and no log
+        query = "mode=ro&immutable=1" if immutable else "mode=ro"
+        try:
+            conn = sqlite3.connect("file:" + quote(str(path.absolute())) + "?" + query, uri=True)
+            try:
+                version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+                objects = conn.execute(_OWN_OBJECTS).fetchall()
+                columns = tuple(row[1] for row in conn.execute(f"PRAGMA table_info({TABLE})"))
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            if not immutable or _signature(path) == before:
+                raise translate(exc, path) from exc
+            continue
+        if not immutable or _signature(path) == before:
+            return version, objects, columns
+        time.sleep(0.01)
+    raise BackendUnavailableError(f"{path} kept changing while qstate inspected it; retry")
+
+
+def _signature(path: Path) -> tuple[int, ...]:
+    """What changes when the database file or its log is written."""
+    found: list[int] = []
+    for name in (str(path), f"{path}-wal"):
+        try:
+            st = os.stat(name)
+            found += (st.st_mtime_ns, st.st_size, st.st_ino)
+        except FileNotFoundError:
+            found.append(-1)
+    return tuple(found)
 
 
 def _foreign(path: Path, why: str) -> CorruptDataError:

@@ -279,6 +279,16 @@ class MemoryBackend(Backend):
         self._unlock(doc)
         return result
 
+    def replace(self, key: StateKey, data: Document, ttl: float | None) -> None:
+        # One critical section on the doc's mutex, like update(): no lock taken,
+        # yet never interleaved with a transaction (_lock_for_write waits for it).
+        if not data and key not in self._docs:
+            return
+        doc = self._lock_for_write(key)
+        doc.replace(data)
+        self._finish(key, doc, ttl)
+        self._unlock(doc)
+
     @contextmanager
     def transaction(self, key: StateKey, ttl: float | None) -> Iterator[Document]:
         doc = self._lock_for_transaction(key)

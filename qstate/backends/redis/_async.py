@@ -123,6 +123,7 @@ class AsyncRedisBackend(AsyncBackend):
         self._delete = _Script(layout.DELETE)
         self._clear = _Script(layout.CLEAR)
         self._incr = _Script(layout.INCR)
+        self._replace = _Script(layout.REPLACE)
         self._acquire_script = _Script(layout.ACQUIRE)
         self._commit_script = _Script(layout.COMMIT)
         self._release_script = _Script(layout.RELEASE)
@@ -292,6 +293,12 @@ class AsyncRedisBackend(AsyncBackend):
 
     async def clear(self, key: StateKey) -> bool:
         return bool(await self._write(self._clear, key, []))
+
+    async def replace(self, key: StateKey, data: Document, ttl: float | None) -> None:
+        args = [self._ttl_ms(ttl)]
+        for field, value in data.items():
+            args += (field, encode(value))
+        await self._write(self._replace, key, args)
 
     async def incr(
         self, key: StateKey, field: str, amount: int | float, ttl: float | None

@@ -340,6 +340,28 @@ that it stays a float. Integer overflow past ±(2**63 - 1) is refused by
 HINCRBY itself, before anything is written.
 """
 
+REPLACE = (
+    _UNLESS_LOCKED
+    + """
+local key = KEYS[1]
+local pttl = redis.call('PTTL', key)
+redis.call('DEL', key)
+for i = 2, #ARGV, 2000 do
+  redis.call('HSET', key, unpack(ARGV, i, math.min(i + 1999, #ARGV)))
+end
+if #ARGV > 1 then
+  if ARGV[1] ~= '' then redis.call('PEXPIRE', key, ARGV[1])
+  elseif pttl > 0 then redis.call('PEXPIRE', key, pttl) end
+end
+return 0
+"""
+)
+"""ARGV: ttl_ms or '', then field, value pairs (none: the state is removed).
+
+Makes the state exactly the given pairs in one step, without a transaction's
+lock; without a new TTL the state keeps the expiry it had, as a transaction does.
+"""
+
 ACQUIRE = """
 if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
   return {1, redis.call('HGETALL', KEYS[1])}

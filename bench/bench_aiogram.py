@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""aiogram's FSM storage: ``QStateStorage`` against aiogram's own storages, per operation.
+
+In one run, on one event loop:
+
+* Redis: ``QStateStorage`` and aiogram's ``RedisStorage`` on the same private
+  redis-server over loopback. Target: at least 0.9× RedisStorage's throughput
+  for every operation, although qstate validates every value, checks the
+  transaction lock in every write script and makes ``update_data`` atomic (one
+  script) where RedisStorage does a GET then a SET.
+* Memory: ``QStateStorage("memory://")`` and aiogram's ``MemoryStorage``
+  (a plain dict, shallow copies, no validation): ratios printed, no target.
+* Building a state object, which the storage does on every call: target ≤ 1 µs.
+
+The data is a typical dialog's: a few short strings and numbers.
+Usage: python bench/bench_aiogram.py [--quick] [--url redis://...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import timeit
+from collections.abc import Awaitable, Callable
+
+from _timing import Row, acompare, report
+from aiogram.fsm.storage.base import BaseStorage, StorageKey
+from aiogram.fsm.storage.memory import MemoryStorage
+from aiogram.fsm.storage.redis import RedisStorage
+from bench_redis import private_server
+
+from qstate import AsyncState, AsyncStateRegistry
+from qstate.integrations.aiogram import QStateStorage
+
+REDIS_TARGET = 0.9
+CONSTRUCTION_TARGET_US = 1.0
+KEY = StorageKey(bot_id=42, chat_id=-100123, user_id=7)
+DATA = {"name": "Ann", "age": 30, "phone": "+7 900 000-00-00", "step": 2}
+Op = Callable[[], Awaitable[object]]
+
+
+def operations(storage: BaseStorage) -> list[tuple[str, Op]]:
+    return [
+        ("set_state", lambda: storage.set_state(KEY, "Signup:age")),
+        ("get_state", lambda: storage.get_state(KEY)),
+        ("set_data", lambda: storage.set_data(KEY, DATA)),
+        ("get_data", lambda: storage.get_data(KEY)),
+        ("update_data", lambda: storage.update_data(KEY, {"step": 3})),
+        ("get_value", lambda: storage.get_value(KEY, "name")),
+    ]
+
+
+async def compare_storages(
+    group: str,
+    ours: BaseStorage,
+    baseline_name: str,
+    theirs: BaseStorage,
+    run: dict[str, int],
+    target: float | None,
+) -> list[Row]:
+    for storage in (ours, theirs):
+        await storage.set_state(KEY, "Signup:name")
+        await storage.set_data(KEY, DATA)
+    rows = []
+    for (name, mine), (_, base) in zip(operations(ours), operations(theirs), strict=True):
+        rows.append(await acompare(group, name, mine, baseline_name, base, **run, target=target))
+    return rows
+
+
+async def all_rows(url: str, run: dict[str, int]) -> list[Row]:
+    ours = QStateStorage(url)
+    theirs = RedisStorage.from_url(url)
+    rows = await compare_storages("redis", ours, "RedisStorage", theirs, run, REDIS_TARGET)
+    await ours.close()
+    await theirs.close()
+    memory = QStateStorage("memory://")
+    rows += await compare_storages("memory", memory, "MemoryStorage", MemoryStorage(), run, None)
+    await memory.close()
+    return rows
+
+
+def construction_us() -> dict[str, float]:
+    """Median-free minimum of repeats: what building a state costs, load aside."""
+
+    class Data(AsyncState, name="aiogram.data"):
+        pass
+
+    registry = AsyncStateRegistry("memory://")
+    storage = QStateStorage(registry)
+    scope = "42:-100123:7:default"
+    cases = {
+        "Data(registry, scope=...)": lambda: Data(registry, scope=scope),
+        "Data(registry)": lambda: Data(registry),
+        "registry.state(name, scope=...)": lambda: registry.state("aiogram.data", scope=scope),
+        "QStateStorage.data_of(key) (with the key builder)": lambda: storage.data_of(KEY),
+    }
+    n = 100_000
+    return {
+        name: min(timeit.repeat(fn, number=n, repeat=7)) / n * 1e6 for name, fn in cases.items()
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="QStateStorage vs aiogram's storages")
+    parser.add_argument("--quick", action="store_true", help="fewer operations (noisier)")
+    parser.add_argument("--url", help="use this Redis instead of a private redis-server")
+    args = parser.parse_args()
+    run = {"n": 100, "repeats": 25} if args.quick else {"n": 300, "repeats": 101}
+    if args.url:
+        rows = asyncio.run(all_rows(args.url, run))
+    else:
+        with private_server() as url:
+            rows = asyncio.run(all_rows(url, run))
+    ok = report("QStateStorage vs aiogram's RedisStorage / MemoryStorage (median)", rows)
+    print("\nbuilding a state object (minimum of 7 repeats of 100,000):")
+    costs = construction_us()
+    for name, us in costs.items():
+        print(f"  {name:52s} {us:6.3f} µs")
+    met = costs["Data(registry, scope=...)"] <= CONSTRUCTION_TARGET_US
+    verdict = "met" if met else "MISSED"
+    print(f"  target: ≤ {CONSTRUCTION_TARGET_US} µs for a state with a scope: {verdict}")
+    return 0 if ok and met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
