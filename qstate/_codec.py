@@ -55,10 +55,13 @@ def check_value(value: Any, what: str = "value", key: str | None = None) -> JSON
     The location of a bad part (``value['a'][1]``) is only built on failure.
     """
     t = type(value)  # fast paths for the common scalars
-    if t is int:
+    if t is str:
+        if value.isascii():
+            return value
+    elif t is int:
         if MIN_INTEGER <= value <= MAX_INTEGER:
             return value
-    elif t is str and value.isascii():
+    elif value is None or t is bool:
         return value
     try:
         return _checked(value, 0)

@@ -316,27 +316,7 @@ class FileBackend(Backend):
     # -- writes ------------------------------------------------------------
 
     def set(self, key: StateKey, field: str, value: JSONValue, ttl: float | None) -> None:
-        if ttl is not None:
-            self._write(self._put, key, [(field, encode(value))], ttl)
-            return
-        # _write and _put inlined: this is the path workers run most.
-        text = encode(value)
-        self._lock_writers()
-        try:
-            conn = self._checkout()
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                now = time.time()
-                if now >= self._next_purge:
-                    self._purge(conn, now)
-                conn.execute(sql.UPSERT_KEEPING_EXPIRY, (key[0], key[1], field, now, text))
-                conn.execute("COMMIT")
-            finally:
-                self._checkin(conn)
-        except (sqlite3.Error, OSError) as exc:
-            raise sql.translate(exc, self.path) from exc
-        finally:
-            self._writer.release()
+        self._write(self._put, key, [(field, encode(value))], ttl)
 
     def update(self, key: StateKey, mapping: Document, ttl: float | None) -> Document:
         rows = [(field, encode(value)) for field, value in mapping.items()]

@@ -192,53 +192,32 @@ class AsyncMemoryBackend(AsyncBackend):
 
     # -- writes ------------------------------------------------------------
 
-    # set and update are the hottest paths, so they take the common case (a live
-    # doc with no transaction and no expiry) inline, without a call or a suspension point,
-    # and only call _finish when it has work to do (a TTL, or an empty update()).
+    async def _writable(self, key: StateKey) -> _Doc:
+        """``_lock_for_write``, with the common case (a live doc, no transaction, no
+        expiry) taken without a suspension point: set and update are the hot paths."""
+        doc = self._docs.get(key)
+        if doc is not None:
+            doc.mutex.acquire()
+            if not (doc.dead or doc.in_transaction or doc.expires is not None):
+                return doc
+            doc.mutex.release()
+        return await self._lock_for_write(key)
 
     async def set(self, key: StateKey, field: str, value: JSONValue, ttl: float | None) -> None:
-        doc = self._docs.get(key)
-        if doc is not None:
-            doc.mutex.acquire()
-            if doc.dead or doc.in_transaction or doc.expires is not None:
-                doc.mutex.release()
-                doc = await self._lock_for_write(key)
-        else:
-            doc = await self._lock_for_write(key)
-        doc.data[field] = value
-        if type(value) in _CONTAINERS:
-            doc.nested.add(field)
-        elif doc.nested:
-            doc.nested.discard(field)
+        doc = await self._writable(key)
+        doc.put(field, value)
         if ttl is not None:
             self._finish(key, doc, ttl)
-        doc.mutex.release()
-        if self._expiring:
-            self._maybe_sweep()
+        self._unlock(doc)
 
     async def update(self, key: StateKey, mapping: Document, ttl: float | None) -> Document:
-        doc = self._docs.get(key)
-        if doc is not None:
-            doc.mutex.acquire()
-            if doc.dead or doc.in_transaction or doc.expires is not None:
-                doc.mutex.release()
-                doc = await self._lock_for_write(key)
-        else:
-            doc = await self._lock_for_write(key)
-        data = doc.data
-        data.update(mapping)
-        nested = doc.nested
+        doc = await self._writable(key)
         for field, value in mapping.items():
-            if type(value) in _CONTAINERS:
-                nested.add(field)
-            elif nested:
-                nested.discard(field)
-        if ttl is not None or not data:
+            doc.put(field, value)
+        if ttl is not None or not doc.data:
             self._finish(key, doc, ttl)
         result = doc.snapshot()
-        doc.mutex.release()
-        if self._expiring:
-            self._maybe_sweep()
+        self._unlock(doc)
         return result
 
     async def delete(self, key: StateKey, fields: Sequence[str], ttl: float | None) -> int:

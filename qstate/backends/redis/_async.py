@@ -44,12 +44,9 @@ from ..._listing import StateList
 from ..._model import (
     MISSING,
     Document,
-    Modifier,
     StateInfo,
     _Missing,
     add,
-    apply_modifier,
-    check_document,
 )
 from ..._urls import redact
 from . import layout
@@ -211,8 +208,12 @@ class AsyncRedisBackend(AsyncBackend):
             for i in range(0, len(flat), 2):
                 data[flat[i].decode()] = decode(flat[i + 1])
         except (UnicodeDecodeError, CorruptDataError) as exc:
-            raise CorruptDataError(f"Redis at {self.url}: state {key}: {exc}") from None
+            raise self._corrupt(key, exc) from None
         return data
+
+    def _corrupt(self, key: StateKey, error: Exception) -> CorruptDataError:
+        """``error`` (bad stored data) saying which server and state hold it."""
+        return CorruptDataError(f"Redis at {self.url}: state {key}: {error}")
 
     @staticmethod
     def _ttl_ms(ttl: float | None) -> str:
@@ -230,7 +231,7 @@ class AsyncRedisBackend(AsyncBackend):
         try:
             return decode(raw)
         except CorruptDataError as exc:
-            raise CorruptDataError(f"Redis at {self.url}: state {key}: {exc}") from None
+            raise self._corrupt(key, exc) from None
 
     async def get_all(self, key: StateKey) -> Document:
         try:
@@ -337,7 +338,7 @@ class AsyncRedisBackend(AsyncBackend):
                     raw = {flat[i].decode(): flat[i + 1] for i in range(0, len(flat), 2)}
                 except UnicodeDecodeError as exc:
                     await self._release(key, token)
-                    raise CorruptDataError(f"Redis at {self.url}: state {key}: {exc}") from None
+                    raise self._corrupt(key, exc) from None
                 return token, raw
             pause = await self._wait(key, deadline, pause, reply[1])
 
@@ -398,7 +399,7 @@ class AsyncRedisBackend(AsyncBackend):
         try:
             return {field: decode(text) for field, text in raw.items()}
         except CorruptDataError as exc:
-            raise CorruptDataError(f"Redis at {self.url}: state {key}: {exc}") from None
+            raise self._corrupt(key, exc) from None
 
     def _lease_expired(self, key: StateKey) -> ConflictError:
         return ConflictError(
@@ -412,26 +413,13 @@ class AsyncRedisBackend(AsyncBackend):
         token, before = await self._acquire(key)
         try:
             data = self._decode_raw(before, key)
-            yield data
-            document = check_document(data)
-            committed = await self._commit(key, token, before, document, ttl)
+            yield data  # validated by the state layer when the block ends
+            committed = await self._commit(key, token, before, data, ttl)
         except BaseException as exc:
             await self._abandon(key, token, exc)
             raise
         if not committed:
             raise self._lease_expired(key)
-
-    async def modify(self, key: StateKey, fn: Modifier, ttl: float | None) -> Document:
-        token, before = await self._acquire(key)
-        try:
-            new = apply_modifier(fn, self._decode_raw(before, key), key)
-            committed = await self._commit(key, token, before, new, ttl)
-        except BaseException as exc:
-            await self._abandon(key, token, exc)
-            raise
-        if not committed:
-            raise self._lease_expired(key)
-        return new
 
     async def health(self) -> dict[str, Any]:
         with mapped_errors(self.url):

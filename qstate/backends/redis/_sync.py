@@ -44,12 +44,9 @@ from ..._listing import StateList
 from ..._model import (
     MISSING,
     Document,
-    Modifier,
     StateInfo,
     _Missing,
     add,
-    apply_modifier,
-    check_document,
 )
 from ..._sync.backend import Backend
 from ..._urls import redact
@@ -212,8 +209,12 @@ class RedisBackend(Backend):
             for i in range(0, len(flat), 2):
                 data[flat[i].decode()] = decode(flat[i + 1])
         except (UnicodeDecodeError, CorruptDataError) as exc:
-            raise CorruptDataError(f"Redis at {self.url}: state {key}: {exc}") from None
+            raise self._corrupt(key, exc) from None
         return data
+
+    def _corrupt(self, key: StateKey, error: Exception) -> CorruptDataError:
+        """``error`` (bad stored data) saying which server and state hold it."""
+        return CorruptDataError(f"Redis at {self.url}: state {key}: {error}")
 
     @staticmethod
     def _ttl_ms(ttl: float | None) -> str:
@@ -231,7 +232,7 @@ class RedisBackend(Backend):
         try:
             return decode(raw)
         except CorruptDataError as exc:
-            raise CorruptDataError(f"Redis at {self.url}: state {key}: {exc}") from None
+            raise self._corrupt(key, exc) from None
 
     def get_all(self, key: StateKey) -> Document:
         try:
@@ -338,7 +339,7 @@ class RedisBackend(Backend):
                     raw = {flat[i].decode(): flat[i + 1] for i in range(0, len(flat), 2)}
                 except UnicodeDecodeError as exc:
                     self._release(key, token)
-                    raise CorruptDataError(f"Redis at {self.url}: state {key}: {exc}") from None
+                    raise self._corrupt(key, exc) from None
                 return token, raw
             pause = self._wait(key, deadline, pause, reply[1])
 
@@ -397,7 +398,7 @@ class RedisBackend(Backend):
         try:
             return {field: decode(text) for field, text in raw.items()}
         except CorruptDataError as exc:
-            raise CorruptDataError(f"Redis at {self.url}: state {key}: {exc}") from None
+            raise self._corrupt(key, exc) from None
 
     def _lease_expired(self, key: StateKey) -> ConflictError:
         return ConflictError(
@@ -411,26 +412,13 @@ class RedisBackend(Backend):
         token, before = self._acquire(key)
         try:
             data = self._decode_raw(before, key)
-            yield data
-            document = check_document(data)
-            committed = self._commit(key, token, before, document, ttl)
+            yield data  # validated by the state layer when the block ends
+            committed = self._commit(key, token, before, data, ttl)
         except BaseException as exc:
             self._abandon(key, token, exc)
             raise
         if not committed:
             raise self._lease_expired(key)
-
-    def modify(self, key: StateKey, fn: Modifier, ttl: float | None) -> Document:
-        token, before = self._acquire(key)
-        try:
-            new = apply_modifier(fn, self._decode_raw(before, key), key)
-            committed = self._commit(key, token, before, new, ttl)
-        except BaseException as exc:
-            self._abandon(key, token, exc)
-            raise
-        if not committed:
-            raise self._lease_expired(key)
-        return new
 
     def health(self) -> dict[str, Any]:
         with mapped_errors(self.url):
