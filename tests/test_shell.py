@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pexpect
 import pytest
@@ -19,11 +20,14 @@ from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
+from typer.main import get_command
 
 from qstate import StateRegistry
+from qstate_cli.catalog import Catalog
+from qstate_cli.main import app
 from qstate_cli.session import Session
-from qstate_cli.shell.catalog import Catalog
 from qstate_cli.shell.completer import ShellCompleter
+from qstate_cli.shell.facts import all_facts
 from qstate_cli.shell.grammar import (
     Current,
     LineError,
@@ -68,25 +72,49 @@ def test_incomplete_lines(line: str) -> None:
         split(line)
 
 
+COMMANDS: dict[str, Any] = dict(get_command(app).commands)  # type: ignore[attr-defined]
+TAKES_STATE = frozenset(name for name, facts in all_facts(COMMANDS).items() if facts.takes_state)
+
+
+def test_the_shell_reads_which_commands_take_what_from_the_cli() -> None:
+    facts = all_facts(COMMANDS)
+    assert {"get", "set", "update", "delete", "clear", "incr", "wait", "watch", "edit"} == set(
+        TAKES_STATE
+    )
+    assert {name: f.keys for name, f in facts.items() if f.keys} == {
+        "get": "one", "set": "one", "incr": "one", "delete": "many",
+        "update": "assign", "wait": "assign",
+    }  # fmt: skip
+    assert [name for name, f in facts.items() if f.value_follows_key] == ["set"]
+    assert {"--scope", "--ttl", "--url", "-o"} <= facts["set"].value_options
+    assert "--string" not in facts["set"].value_options
+
+
 def test_current_state_is_filled_in() -> None:
     on = Current("MyState", "u1")
-    assert to_cli_args(["get", "step"], on) == ["get", "--scope", "u1", "MyState", "step"]
-    assert to_cli_args(["get", "--scope", "u2", "x"], on) == [
+    assert to_cli_args(["get", "step"], on, TAKES_STATE) == [
+        "get",
+        "--scope",
+        "u1",
+        "MyState",
+        "step",
+    ]
+    assert to_cli_args(["get", "--scope", "u2", "x"], on, TAKES_STATE) == [
         "get",
         "MyState",
         "--scope",
         "u2",
         "x",
     ]
-    assert to_cli_args(["set", "delta", "--", "-1"], Current("S")) == [
+    assert to_cli_args(["set", "delta", "--", "-1"], Current("S"), TAKES_STATE) == [
         "set",
         "S",
         "delta",
         "--",
         "-1",
     ]
-    assert to_cli_args(["list"], on) == ["list"]
-    assert to_cli_args(["get", "S", "k"], Current()) == ["get", "S", "k"]
+    assert to_cli_args(["list"], on, TAKES_STATE) == ["list"]
+    assert to_cli_args(["get", "S", "k"], Current(), TAKES_STATE) == ["get", "S", "k"]
     assert parse_use(["use", "S", "--scope", "u1"]) == Current("S", "u1")
     assert parse_use(["use", "--scope", "u1", "S"]) == Current("S", "u1")
     assert parse_use(["use"]) == Current()

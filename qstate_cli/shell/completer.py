@@ -1,4 +1,8 @@
-"""Completion as you type: commands, options, state names, keys, short values."""
+"""Completion as you type: commands, options, state names, scopes, keys, short values.
+
+What each command takes comes from its click definition (``facts``); names,
+scopes and keys come from the backend through the shared ``Catalog``.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,10 @@ from typing import Any
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 
-from .catalog import Catalog
-from .grammar import SHELL_COMMANDS, STATE_COMMANDS, Current, LineError, split
+from ..catalog import Catalog
+from .facts import SHELL_OWN, CommandFacts, all_facts
+from .grammar import Current, LineError, split
 
-KEY_COMMANDS = frozenset({"get", "set", "delete", "incr", "update", "wait"})
-"""Commands whose arguments after STATE are keys (``update``/``wait``: KEY=...)."""
 MAX_VALUE_SUGGESTION = 40
 
 
@@ -27,6 +30,7 @@ class ShellCompleter(Completer):
         current: Callable[[], Current],
     ) -> None:
         self._commands = commands  # name -> click command
+        self._facts = all_facts(commands)
         self._catalog = catalog
         self._current = current
 
@@ -44,75 +48,62 @@ class ShellCompleter(Completer):
 
     def _candidates(self, words: list[str], incomplete: str) -> list[tuple[str, str]]:
         if not words:
-            names = sorted([*self._commands, *SHELL_COMMANDS])
-            return [(name, self._summary(name)) for name in names]
+            own = [(name, summary) for name, (_, summary) in SHELL_OWN.items()]
+            return sorted([*((f.name, f.summary) for f in self._facts.values()), *own])
         command, rest = words[0], words[1:]
         if command == "use":
             return [(name, "state") for name in self._catalog.state_names()] if not rest else []
         if command == "help":
             return [(name, "") for name in sorted(self._commands)] if not rest else []
-        click_command = self._commands.get(command)
-        if click_command is None:
+        facts = self._facts.get(command)
+        if facts is None:
             return []
         if incomplete.startswith("-"):
             return [
                 (option, (param.help or "").split(".")[0])
-                for param in click_command.params
+                for param in self._commands[command].params
                 for option in getattr(param, "opts", [])
                 if option.startswith("--")
             ]
-        if rest and rest[-1] in ("--scope", "-s"):
-            name = self._state_in(command, rest)
-            return [(scope, "scope") for scope in self._catalog.scopes(name)] if name else []
-        positionals = _positionals(rest)
         current = self._current()
-        if command in STATE_COMMANDS and current.name is None and not positionals:
-            return [(name, "state") for name in self._catalog.state_names()]
-        if command not in KEY_COMMANDS:
-            return []
-        name, scope = self._target(command, rest)
-        if name is None:
+        name, scope = self._target(facts, rest)
+        if rest and rest[-1] in ("--scope", "-s"):
+            return [(s, "scope") for s in self._catalog.scopes(name)] if name else []
+        positionals = _positionals(rest, facts)
+        if facts.takes_state and current.name is None and not positionals:
+            return [(state, "state") for state in self._catalog.state_names()]
+        if not facts.keys or name is None:
             return []
         data = self._catalog.state(name, scope)
         after_state = positionals if current.name is not None else positionals[1:]
-        if command in ("update", "wait"):
+        if facts.keys == "assign":
             return [(f"{key}=", _short(value)) for key, value in data.items()]
-        if command == "set" and len(after_state) == 1:
-            value = data.get(after_state[0])
-            text = json.dumps(value, ensure_ascii=False) if after_state[0] in data else ""
-            return [(text, "current value")] if 0 < len(text) <= MAX_VALUE_SUGGESTION else []
-        if command in ("get", "set", "incr") and after_state:
+        if facts.value_follows_key and len(after_state) == 1:
+            if after_state[0] not in data:
+                return []
+            text = json.dumps(data[after_state[0]], ensure_ascii=False)
+            return [(text, "current value")] if len(text) <= MAX_VALUE_SUGGESTION else []
+        if facts.keys == "one" and after_state:
             return []
         return [(key, _short(value)) for key, value in data.items()]
 
-    def _target(self, command: str, rest: list[str]) -> tuple[str | None, str | None]:
+    def _target(self, facts: CommandFacts, rest: list[str]) -> tuple[str | None, str | None]:
+        """The state (and scope) the line is about: the current one, or the one typed."""
         current = self._current()
         scope = _option_value(rest, ("--scope", "-s"))
         if current.name is not None:
             return current.name, scope if scope is not None else current.scope
-        positionals = _positionals(rest)
+        positionals = _positionals(rest, facts)
         return (positionals[0] if positionals else None), scope
 
-    def _state_in(self, command: str, rest: list[str]) -> str | None:
-        return self._target(command, rest)[0]
 
-    def _summary(self, name: str) -> str:
-        command = self._commands.get(name)
-        if command is None:
-            return {"use": "switch state", "help": "help", "exit": "leave", "quit": "leave"}[name]
-        return (command.help or "").split(".")[0]
-
-
-def _positionals(words: list[str]) -> list[str]:
-    """Words that are not options or option values (options that take a value
-    are the ones qstate has: --scope, --ttl, --json, --prefix, --timeout...)."""
-    takes_value = {"--scope", "-s", "--ttl", "--json", "-j", "--prefix", "-p", "--timeout", "-t",
-                   "--interval", "--count", "-n"}  # fmt: skip
+def _positionals(words: list[str], facts: CommandFacts) -> list[str]:
+    """Words that are not options or the values of the command's options."""
     result, skip = [], False
     for word in words:
         if skip:
             skip = False
-        elif word in takes_value:
+        elif word in facts.value_options:
             skip = True
         elif not word.startswith("-") or word == "-":
             result.append(word)

@@ -9,14 +9,10 @@ selected (``use MyState``), the commands that take a STATE get it implicitly:
 from __future__ import annotations
 
 import re
+from collections.abc import Container
 from dataclasses import dataclass
 
-STATE_COMMANDS = frozenset(
-    {"get", "set", "update", "delete", "clear", "incr", "wait", "watch", "edit"}
-)
-"""CLI commands whose first argument is a STATE."""
-
-SHELL_COMMANDS = ("use", "help", "exit", "quit")
+from ..render import state_title
 
 
 class LineError(ValueError):
@@ -31,9 +27,7 @@ class Current:
     scope: str | None = None
 
     def label(self) -> str:
-        if self.name is None:
-            return ""
-        return f"{self.name}[{self.scope}]" if self.scope else self.name
+        return "" if self.name is None else state_title(self.name, self.scope or "")
 
 
 def split(line: str) -> list[str]:
@@ -108,9 +102,12 @@ def _json_end(line: str, start: int) -> int:
     raise LineError("cannot read the line: a JSON value is not closed")
 
 
-def to_cli_args(words: list[str], current: Current) -> list[str]:
-    """The CLI arguments for a command line, with the current state filled in."""
-    if not words or words[0] not in STATE_COMMANDS or current.name is None:
+def to_cli_args(words: list[str], current: Current, takes_state: Container[str]) -> list[str]:
+    """The CLI arguments for a command line, with the current state filled in.
+
+    ``takes_state`` names the commands whose first argument is a STATE.
+    """
+    if not words or words[0] not in takes_state or current.name is None:
         return words
     command, rest = words[0], words[1:]
     scope = [] if current.scope is None or _has_scope(rest) else ["--scope", current.scope]

@@ -16,11 +16,12 @@ from typing import Any
 
 from qstate import QStateError, redact_url
 
+from ..catalog import Catalog
 from ..errors import report
 from ..exit_codes import ExitCode
 from ..main import app, invoke
 from ..session import Session
-from .catalog import Catalog
+from .facts import SHELL_OWN, all_facts
 from .grammar import Current, LineError, is_complete, parse_use, split, to_cli_args
 from .syntax import line_syntax
 
@@ -50,6 +51,8 @@ class Shell:
         self.current = current
         self.commands: dict[str, Any] = dict(get_command(app).commands)  # type: ignore[attr-defined]
         self.commands.pop("shell", None)
+        self.facts = all_facts(self.commands)
+        self.takes_state = frozenset(f.name for f in self.facts.values() if f.takes_state)
         self.catalog = Catalog(session.registry())
 
     # -- one line ------------------------------------------------------------
@@ -71,7 +74,7 @@ class Shell:
             return self._help(words[1:])
         if command == "shell":
             return report("already in the shell", ExitCode.USAGE)
-        args = to_cli_args(words, self.current)
+        args = to_cli_args(words, self.current, self.takes_state)
         try:
             if capture and command not in LIVE_COMMANDS:
                 return self._captured(args)
@@ -102,14 +105,9 @@ class Shell:
         if topic:
             return report(f"no command {topic[0]!r}; try help", ExitCode.USAGE)
         lines = ["Commands (as the qstate CLI, without the word qstate):"]
-        for name in sorted(self.commands):
-            summary = (self.commands[name].help or "").split("\n")[0]
-            lines.append(f"  {name:<8} {summary}")
-        lines += [
-            "  use      use STATE [--scope S]: commands then act on that state",
-            "  help     help COMMAND: its options",
-            "  exit     leave (or Ctrl-D); Ctrl-C cancels the line",
-        ]
+        lines += [f"  {name:<8} {self.facts[name].summary}" for name in sorted(self.facts)]
+        lines += [f"  {syntax:<26} {summary}" for syntax, summary in SHELL_OWN.values()]
+        lines.append("Ctrl-C cancels the line; Ctrl-D leaves.")
         print("\n".join(lines))
         return ExitCode.OK
 

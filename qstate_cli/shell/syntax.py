@@ -6,13 +6,7 @@ import textwrap
 from typing import Any
 
 from ..main import GLOBAL_OPTIONS
-
-SHELL_SYNTAX = {
-    "use": "use STATE [--scope SCOPE]   switch the current state",
-    "help": "help [COMMAND]",
-    "exit": "exit   (or Ctrl-D)",
-    "quit": "quit   (or Ctrl-D)",
-}
+from .facts import SHELL_OWN
 
 
 def command_syntax(name: str, command: Any, *, implicit_state: bool) -> str:
@@ -48,12 +42,11 @@ def line_syntax(
 
 def _syntax(words: list[str], commands: dict[str, Any], *, implicit_state: bool) -> str:
     if not words:
-        return (
-            "commands: " + " ".join(sorted([*commands, *SHELL_SYNTAX])) + "   help CMD for details"
-        )
+        return "commands: " + " ".join(sorted([*commands, *SHELL_OWN])) + "   help CMD for details"
     name = words[0]
-    if name in SHELL_SYNTAX:
-        return SHELL_SYNTAX[name]
+    if name in SHELL_OWN:
+        syntax, summary = SHELL_OWN[name]
+        return f"{syntax}   {summary}"
     command = commands.get(name)
     if command is None:
         return ""

@@ -1,7 +1,9 @@
-"""State names and keys for completion, fetched from the backend and cached briefly.
+"""State names, scopes and keys for completion, fetched from the backend and cached briefly.
 
-Completion runs on keystrokes, so reads are cached for a moment and bounded in
-size, and any backend error just means no suggestions.
+The one source of suggestions for both completions: the shell's (on
+keystrokes, so reads are cached for a moment) and the bash/zsh/fish one (one
+TAB, one process). Sizes are bounded, and a backend error just means no
+suggestions.
 """
 
 from __future__ import annotations
@@ -41,9 +43,10 @@ class Catalog:
         infos = self._cached(("names",), self._registry.list_states) or []
         return sorted({info.name for info in infos})[:MAX_NAMES]
 
-    def scopes(self, name: str) -> list[str]:
+    def scopes(self, name: str | None = None) -> list[str]:
+        """The scopes of state ``name``, or of every state."""
         infos = self._cached(("names",), self._registry.list_states) or []
-        return sorted({info.scope for info in infos if info.name == name and info.scope})
+        return sorted({i.scope for i in infos if i.scope and (name is None or i.name == name)})
 
     def state(self, name: str, scope: str | None) -> dict[str, Any]:
         def fetch() -> dict[str, Any]:
