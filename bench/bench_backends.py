@@ -3,12 +3,15 @@
 
 Baselines, doing the same work in the same run:
 * memory: QTasks' own registry (PyPI ``qtasks``, the behaviour qstate replaces)
-  through its State objects, and a bare dict behind a ``threading.Lock``;
+  through its State objects doing the copies qstate does (``copy.deepcopy`` of
+  what goes in and what comes out: the peer the issue-12 decision names, since
+  validation and copies are the product), and, for context, the same registry
+  without copies and a bare dict behind a ``threading.Lock``;
 * file: raw ``sqlite3`` executing the statements qstate executes, with the same
   ``synchronous`` level and a commit per write.
 
-Throughput is the median of several runs. Targets: memory ≥ 0.75× QTasks,
-file set/get ≥ 0.8× raw sqlite3. Exit status 1 when a target is missed.
+Throughput is the median of several runs. Targets: memory ≥ 1.0× QTasks with
+copies, file set/get ≥ 0.8× raw sqlite3. Exit status 1 when a target is missed.
 Usage: python bench/bench_backends.py [--quick]
 """
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
 import sqlite3
 import sys
 import tempfile
@@ -73,40 +77,79 @@ def memory_rows(run: dict[str, int]) -> list[Row]:
 
     for state in (ours, theirs):
         state.update(**{f"k{i}": i for i in range(8)})
+    deep = copy.deepcopy
     ops = {
-        "set": (lambda: ours.set("step", 1), lambda: theirs.set("step", 1), raw_set),
-        "get": (lambda: ours.get("step"), lambda: theirs.get("step"), raw_get),
-        "get_all (10 keys)": (ours.get_all, theirs.get_all, lambda: dict(raw)),
+        "set": (
+            lambda: ours.set("step", 1),
+            lambda: theirs.set("step", deep(1)),
+            lambda: theirs.set("step", 1),
+            raw_set,
+        ),
+        "get": (
+            lambda: ours.get("step"),
+            lambda: deep(theirs.get("step")),
+            lambda: theirs.get("step"),
+            raw_get,
+        ),
+        "get_all (10 keys)": (
+            ours.get_all,
+            lambda: deep(theirs.get_all()),
+            theirs.get_all,
+            lambda: dict(raw),
+        ),
         "update (2 keys)": (
             lambda: ours.update(step=2, prompt=PROMPT),
+            lambda: deep(theirs.update(deep({"step": 2, "prompt": PROMPT}))),
             lambda: theirs.update(step=2, prompt=PROMPT),
             raw_update,
         ),
     }
     rows = []
-    for name, (mine, qtasks, bare) in ops.items():
-        rows.append(compare("memory", name, mine, "QTasks registry", qtasks, **run, target=0.75))
+    for name, (mine, copied, qtasks, bare) in ops.items():
+        rows.append(compare("memory", name, mine, COPIED, copied, **run, target=1.0))
+        rows.append(compare("memory", name, mine, "QTasks registry", qtasks, **run, target=None))
         rows.append(compare("memory", name, mine, "dict + Lock", bare, **run, target=None))
     return rows
+
+
+COPIED = "QTasks + deepcopy in/out"
 
 
 def async_memory_rows(run: dict[str, int]) -> list[Row]:
     ours = AsyncBench(AsyncStateRegistry("memory://"))
     theirs = QAsyncBench(QTasksAsyncRegistry(), QAsyncBench)
-    ops: dict[str, tuple[Callable[[], Awaitable[object]], Callable[[], Awaitable[object]]]] = {
-        "set": (lambda: ours.set("step", 1), lambda: theirs.set("step", 1)),
-        "get": (lambda: ours.get("step"), lambda: theirs.get("step")),
+    deep = copy.deepcopy
+
+    async def copied_get() -> object:
+        return deep(await theirs.get("step"))
+
+    async def copied_update() -> object:
+        return deep(await theirs.update(deep({"step": 2, "prompt": PROMPT})))
+
+    ops: dict[str, tuple[Callable[[], Awaitable[object]], ...]] = {
+        "set": (
+            lambda: ours.set("step", 1),
+            lambda: theirs.set("step", deep(1)),
+            lambda: theirs.set("step", 1),
+        ),
+        "get": (lambda: ours.get("step"), copied_get, lambda: theirs.get("step")),
         "update (2 keys)": (
             lambda: ours.update(step=2, prompt=PROMPT),
+            copied_update,
             lambda: theirs.update(step=2, prompt=PROMPT),
         ),
     }
-    return [
-        asyncio.run(
-            acompare("memory async", name, mine, "QTasks registry", qtasks, **run, target=0.75)
+    rows = []
+    for name, (mine, copied, qtasks) in ops.items():
+        rows.append(
+            asyncio.run(acompare("memory async", name, mine, COPIED, copied, **run, target=1.0))
         )
-        for name, (mine, qtasks) in ops.items()
-    ]
+        rows.append(
+            asyncio.run(
+                acompare("memory async", name, mine, "QTasks registry", qtasks, **run, target=None)
+            )
+        )
+    return rows
 
 
 def file_rows(directory: Path, run: dict[str, int]) -> list[Row]:

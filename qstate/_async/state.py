@@ -115,7 +115,7 @@ class AsyncState:
         """The registry this state is bound to."""
         return self._registry
 
-    def _guard(self, *, write: bool) -> None:
+    def _guard(self, write: bool) -> None:
         """Refuse a call that would wait on a transaction() of this very task.
 
         Almost no transaction is ever open, so the count is tested first: it is
@@ -128,25 +128,25 @@ class AsyncState:
         """The value of ``key`` (``default`` if absent); without a key, the whole state."""
         if key is None:
             return await self.get_all()
-        self._guard(write=False)
+        self._guard(False)
         value = await self._backend.get(self._key, check_key(key))
         return default if value is MISSING else value
 
     async def get_all(self) -> Document:
         """The whole state as a new dict (empty if it does not exist)."""
-        self._guard(write=False)
+        self._guard(False)
         return await self._backend.get_all(self._key)
 
     async def set(self, key: str, value: JSONValue) -> None:
         """Store ``value`` under ``key``."""
-        self._guard(write=True)
+        self._guard(True)
         await self._backend.set(self._key, check_key(key), check_value(value), self._ttl)
 
     async def update(
         self, mapping: Mapping[str, JSONValue] | None = None, /, **kwargs: JSONValue
     ) -> Document:
         """Store several values in one atomic step; return the whole updated state."""
-        self._guard(write=True)
+        self._guard(True)
         # kwargs is a new dict of our own, so it is checked (and copied) in place.
         if mapping is not None:
             kwargs = {**mapping, **kwargs}
@@ -160,7 +160,7 @@ class AsyncState:
         or half written, and unlike a ``transaction()`` it takes no lock: it is
         one write, like ``update``. A write without a TTL keeps the state's expiry.
         """
-        self._guard(write=True)
+        self._guard(True)
         if not isinstance(mapping, Mapping):
             raise InvalidValueError(
                 f"replace() takes a mapping of keys to values, not {type(mapping).__name__}"
@@ -174,18 +174,18 @@ class AsyncState:
 
     async def delete_many(self, keys: list[str]) -> int:
         """Remove several keys in one atomic step; return how many existed."""
-        self._guard(write=True)
+        self._guard(True)
         fields = [check_key(k) for k in keys]
         return await self._backend.delete(self._key, fields, self._ttl)
 
     async def clear(self) -> bool:
         """Remove every key (the state ceases to exist); return whether it had any."""
-        self._guard(write=True)
+        self._guard(True)
         return await self._backend.clear(self._key)
 
     async def incr(self, key: str, amount: int | float = 1) -> int | float:
         """Add ``amount`` to the number at ``key`` (missing counts as 0) atomically."""
-        self._guard(write=True)
+        self._guard(True)
         return await self._backend.incr(self._key, check_key(key), amount, self._ttl)
 
     async def modify(self, fn: Modifier) -> Document:
@@ -195,7 +195,7 @@ class AsyncState:
         argument and return ``None``. It runs once, under the state's lock, so
         it should be quick; raising discards the change.
         """
-        self._guard(write=True)
+        self._guard(True)
         return await self._backend.modify(self._key, fn, self._ttl)
 
     @asynccontextmanager
@@ -205,7 +205,7 @@ class AsyncState:
         An exception inside the block discards the changes. Keep the block short:
         on the memory and file backends it holds the state's lock.
         """
-        self._guard(write=True)
+        self._guard(True)
         async with self._backend.transaction(self._key, self._ttl) as data:
             with mark_transaction(self._backend, self._key):
                 yield data

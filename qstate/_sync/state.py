@@ -116,7 +116,7 @@ class State:
         """The registry this state is bound to."""
         return self._registry
 
-    def _guard(self, *, write: bool) -> None:
+    def _guard(self, write: bool) -> None:
         """Refuse a call that would wait on a transaction() of this very task.
 
         Almost no transaction is ever open, so the count is tested first: it is
@@ -129,25 +129,25 @@ class State:
         """The value of ``key`` (``default`` if absent); without a key, the whole state."""
         if key is None:
             return self.get_all()
-        self._guard(write=False)
+        self._guard(False)
         value = self._backend.get(self._key, check_key(key))
         return default if value is MISSING else value
 
     def get_all(self) -> Document:
         """The whole state as a new dict (empty if it does not exist)."""
-        self._guard(write=False)
+        self._guard(False)
         return self._backend.get_all(self._key)
 
     def set(self, key: str, value: JSONValue) -> None:
         """Store ``value`` under ``key``."""
-        self._guard(write=True)
+        self._guard(True)
         self._backend.set(self._key, check_key(key), check_value(value), self._ttl)
 
     def update(
         self, mapping: Mapping[str, JSONValue] | None = None, /, **kwargs: JSONValue
     ) -> Document:
         """Store several values in one atomic step; return the whole updated state."""
-        self._guard(write=True)
+        self._guard(True)
         # kwargs is a new dict of our own, so it is checked (and copied) in place.
         if mapping is not None:
             kwargs = {**mapping, **kwargs}
@@ -161,7 +161,7 @@ class State:
         or half written, and unlike a ``transaction()`` it takes no lock: it is
         one write, like ``update``. A write without a TTL keeps the state's expiry.
         """
-        self._guard(write=True)
+        self._guard(True)
         if not isinstance(mapping, Mapping):
             raise InvalidValueError(
                 f"replace() takes a mapping of keys to values, not {type(mapping).__name__}"
@@ -175,18 +175,18 @@ class State:
 
     def delete_many(self, keys: list[str]) -> int:
         """Remove several keys in one atomic step; return how many existed."""
-        self._guard(write=True)
+        self._guard(True)
         fields = [check_key(k) for k in keys]
         return self._backend.delete(self._key, fields, self._ttl)
 
     def clear(self) -> bool:
         """Remove every key (the state ceases to exist); return whether it had any."""
-        self._guard(write=True)
+        self._guard(True)
         return self._backend.clear(self._key)
 
     def incr(self, key: str, amount: int | float = 1) -> int | float:
         """Add ``amount`` to the number at ``key`` (missing counts as 0) atomically."""
-        self._guard(write=True)
+        self._guard(True)
         return self._backend.incr(self._key, check_key(key), amount, self._ttl)
 
     def modify(self, fn: Modifier) -> Document:
@@ -196,7 +196,7 @@ class State:
         argument and return ``None``. It runs once, under the state's lock, so
         it should be quick; raising discards the change.
         """
-        self._guard(write=True)
+        self._guard(True)
         return self._backend.modify(self._key, fn, self._ttl)
 
     @contextmanager
@@ -206,7 +206,7 @@ class State:
         An exception inside the block discards the changes. Keep the block short:
         on the memory and file backends it holds the state's lock.
         """
-        self._guard(write=True)
+        self._guard(True)
         with self._backend.transaction(self._key, self._ttl) as data:
             with mark_transaction(self._backend, self._key):
                 yield data

@@ -192,26 +192,26 @@ class MemoryBackend(Backend):
 
     # -- writes ------------------------------------------------------------
 
-    def _writable(self, key: StateKey) -> _Doc:
-        """``_lock_for_write``, with the common case (a live doc, no transaction, no
-        expiry) taken without a suspension point: set and update are the hot paths."""
+    def _plain_doc(self, key: StateKey) -> _Doc | None:
+        """The doc with its mutex held in the common case (live, no transaction, no
+        expiry), else None: set and update then need no ``_lock_for_write`` call."""
         doc = self._docs.get(key)
         if doc is not None:
             doc.mutex.acquire()
             if not (doc.dead or doc.in_transaction or doc.expires is not None):
                 return doc
             doc.mutex.release()
-        return self._lock_for_write(key)
+        return None
 
     def set(self, key: StateKey, field: str, value: JSONValue, ttl: float | None) -> None:
-        doc = self._writable(key)
+        doc = self._plain_doc(key) or self._lock_for_write(key)
         doc.put(field, value)
         if ttl is not None:
             self._finish(key, doc, ttl)
         self._unlock(doc)
 
     def update(self, key: StateKey, mapping: Document, ttl: float | None) -> Document:
-        doc = self._writable(key)
+        doc = self._plain_doc(key) or self._lock_for_write(key)
         for field, value in mapping.items():
             doc.put(field, value)
         if ttl is not None or not doc.data:
