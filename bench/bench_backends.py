@@ -99,7 +99,7 @@ def memory_rows(run: dict[str, int]) -> list[Row]:
         ),
         "update (2 keys)": (
             lambda: ours.update(step=2, prompt=PROMPT),
-            lambda: deep(theirs.update(deep({"step": 2, "prompt": PROMPT}))),
+            lambda: deep(theirs.update(**deep({"step": 2, "prompt": PROMPT}))),
             lambda: theirs.update(step=2, prompt=PROMPT),
             raw_update,
         ),
@@ -124,7 +124,7 @@ def async_memory_rows(run: dict[str, int]) -> list[Row]:
         return deep(await theirs.get("step"))
 
     async def copied_update() -> object:
-        return deep(await theirs.update(deep({"step": 2, "prompt": PROMPT})))
+        return deep(await theirs.update(**deep({"step": 2, "prompt": PROMPT})))
 
     ops: dict[str, tuple[Callable[[], Awaitable[object]], ...]] = {
         "set": (
