@@ -62,8 +62,3 @@ def get(
             f"state {describe(state, scope)} not found (it holds no keys) in {session.where()}"
         )
     print_state(out, state, scope, data)
-
-
-def register(app: typer.Typer) -> None:
-    app.command("list")(list_states)
-    app.command("get")(get)
