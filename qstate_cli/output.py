@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 
+PAGED_ROWS = 1000
+"""Most rows of a table shown through a pager; the rest are counted, not rendered."""
+
+
 @dataclass
 class Output:
     """The output settings of one command run."""
@@ -78,8 +82,19 @@ class Output:
         sys.stdout.flush()
 
     def rows_that_fit(self, frame: int) -> int | None:
-        """Table rows that fit the terminal besides ``frame`` lines; None in a pipe."""
-        return max(self.console().height - frame, 1) if self.terminal else None
+        """Table rows to show: those that fit the terminal besides ``frame`` lines.
+
+        None (all) in a pipe. Output captured to be paged (the shell captures a
+        command's output in a buffer that acts as a terminal) may be taller than
+        the window, up to ``PAGED_ROWS``: the pager scrolls it.
+        """
+        if not self.terminal:
+            return None
+        try:
+            sys.stdout.fileno()
+        except (AttributeError, OSError, ValueError):
+            return PAGED_ROWS
+        return max(self.console().height - frame, 1)
 
     def value(self, value: Any) -> None:
         """One value: bare in plain mode, a JSON document otherwise."""
