@@ -43,4 +43,4 @@ if __name__ == "__main__":
         sys.argv.remove("--redis")
     if redis_flag:
         import redis  # noqa: F401
-    app()
+    app(prog_name="floor")  # completion reads $_FLOOR_COMPLETE

@@ -15,7 +15,7 @@ from typer.core import TyperGroup
 
 from qstate import QStateError, __version__
 
-from .commands import register_all
+from .commands import LazyCommands, build
 from .errors import CliError, one_line, report
 from .exit_codes import ExitCode
 from .output import Output
@@ -43,16 +43,26 @@ class _Commands(TyperGroup):
     It also gives every command the global options (``qstate get S k --json``
     works, and ``get --help`` lists them), except where a command has an option
     of the same spelling itself (``update --json DOC``).
+
+    Its commands come from the table in :mod:`qstate_cli.commands`, each built
+    (its module imported) only when it is run, helped or completed, so the
+    number of commands costs nothing when one of them runs.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        shared = [param for param in self.params if param.name in GLOBAL_OPTIONS]
-        for command in self.commands.values():
-            taken = {opt for param in command.params for opt in param.opts}
-            for param in shared:
-                if taken.isdisjoint(param.opts):
-                    command.params.append(_global_copy(param))
+        self.commands = LazyCommands(self._build)
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:  # type: ignore[override]
+        return list(self.commands)
+
+    def _build(self, name: str) -> Any:
+        command = build(name)
+        taken = {opt for param in command.params for opt in param.opts}
+        for param in self.params:
+            if param.name in GLOBAL_OPTIONS and taken.isdisjoint(param.opts):
+                command.params.append(_global_copy(param))
+        return command
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
@@ -156,9 +166,6 @@ def short_usage(ctx: typer.Context) -> str:
         lines.append(f"  {name:<{width}}  {summary}")
     lines += ["", "Run 'qstate COMMAND --help' for a command's options, 'qstate --help' for all."]
     return "\n".join(lines)
-
-
-register_all(app)
 
 
 def invoke(args: list[str], session: Session | None = None) -> int:

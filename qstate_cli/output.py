@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,10 @@ from .render import Mode, choose_mode, json_text, plain_value
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+
+PAGED_ROWS = 1000
+"""Most rows of a table shown through a pager; the rest are counted, not rendered."""
 
 
 @dataclass
@@ -66,6 +71,31 @@ class Output:
         sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
         sys.stdout.flush()
 
+    def stream(self, chunks: Iterable[str]) -> None:
+        """Write a result to stdout piece by piece, so a big one is never held whole."""
+        last = ""
+        for chunk in chunks:
+            sys.stdout.write(chunk)
+            last = chunk or last
+        if last and not last.endswith("\n"):
+            sys.stdout.write("\n")
+        sys.stdout.flush()
+
+    def rows_that_fit(self, frame: int) -> int | None:
+        """Table rows to show: those that fit the terminal besides ``frame`` lines.
+
+        None (all) in a pipe. Output captured to be paged (the shell captures a
+        command's output in a buffer that acts as a terminal) may be taller than
+        the window, up to ``PAGED_ROWS``: the pager scrolls it.
+        """
+        if not self.terminal:
+            return None
+        try:
+            sys.stdout.fileno()
+        except (AttributeError, OSError, ValueError):
+            return PAGED_ROWS
+        return max(self.console().height - frame, 1)
+
     def value(self, value: Any) -> None:
         """One value: bare in plain mode, a JSON document otherwise."""
         mode = self.mode(single_value=True)
@@ -76,6 +106,13 @@ class Output:
 
     def renderable(self, renderable: Any) -> None:
         self.console().print(renderable)
+
+    def note(self, line: str | None) -> None:
+        """A line under a table (what it left out), kept with the table on stdout."""
+        if line is not None:
+            from rich.text import Text
+
+            self.console().print(Text(line, style="dim"))
 
     @staticmethod
     def message(text: str) -> None:

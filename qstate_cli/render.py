@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Iterator
 from enum import StrEnum
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from qstate import StateInfo
@@ -113,19 +115,27 @@ def state_title(name: str, scope: str) -> str:
     return f"{name} [{safe_text(scope)}]" if scope else name
 
 
-def state_table(name: str, scope: str, data: dict[str, Any]) -> Table:
+def state_table(name: str, scope: str, data: dict[str, Any], *, rows: int | None = None) -> Table:
+    """The state as a key/value table of its first ``rows`` keys (``None``: all).
+
+    Only the rows shown are ever rendered; when keys are left out each row is
+    kept to one line, so that the table fits the rows it was sized for (see
+    :func:`left_out` for the line that says so).
+    """
     from rich.table import Table
     from rich.text import Text
 
+    cut = rows is not None and rows < len(data)
     table = Table(title=Text(state_title(name, scope)), title_justify="left")
-    table.add_column("key", style="bold")
-    table.add_column("value")
-    for key, value in data.items():
+    table.add_column("key", style="bold", no_wrap=cut, overflow="ellipsis")
+    table.add_column("value", no_wrap=cut, overflow="ellipsis")
+    for key, value in islice(data.items(), rows):
         table.add_row(Text(safe_text(key)), Text(compact_json(value)))
     return table
 
 
-def list_table(infos: list[StateInfo]) -> Table:
+def list_table(infos: list[StateInfo], *, rows: int | None = None) -> Table:
+    """The states as a table of the first ``rows`` (``None``: all)."""
     from rich.table import Table
     from rich.text import Text
 
@@ -134,11 +144,20 @@ def list_table(infos: list[StateInfo]) -> Table:
     table.add_column("scope")
     table.add_column("keys", justify="right")
     table.add_column("ttl", justify="right")
-    for info in infos:
+    for info in islice(infos, rows):
         table.add_row(
             Text(info.name), Text(safe_text(info.scope)), str(info.keys), format_ttl(info.ttl)
         )
     return table
+
+
+def left_out(total: int, rows: int | None, noun: str, how: str) -> str | None:
+    """The line under a table cut to ``rows``: how many of ``noun`` it left out, and how to
+    see them (one short line, so that it never wraps on a terminal)."""
+    if rows is None or rows >= total:
+        return None
+    hidden = total - rows
+    return f"… {hidden:,} more {noun}{'s' if hidden > 1 else ''}: {how}"
 
 
 def list_json(infos: list[StateInfo]) -> list[dict[str, Any]]:
@@ -160,3 +179,72 @@ def state_plain(data: dict[str, Any]) -> str:
     never split one key's line in two.
     """
     return "\n".join(f"{safe_text(key)}\t{plain_value(value)}" for key, value in data.items())
+
+
+# -- streamed output: one document written in pieces, never built whole ---------
+
+BATCH = 2000
+"""Items per piece of streamed output: big enough to be fast, small enough to stay light."""
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _indented_items(items: list[tuple[str, Any]]) -> str:
+    """``"key": value`` lines at depth one, exactly as ``json_text`` writes them.
+
+    A batch of scalars is encoded by one C-accelerated ``json.dumps`` call (an
+    indented dump is pure Python); a batch with containers is indented item by item.
+    """
+    if all(type(value) in _SCALARS for _, value in items):
+        text = json.dumps(dict(items), ensure_ascii=False, separators=(",\n  ", ": "))
+        return text[1:-1]
+    return ",\n  ".join(
+        f"{json.dumps(key, ensure_ascii=False)}: "
+        + json.dumps(value, ensure_ascii=False, indent=2).replace("\n", "\n  ")
+        for key, value in items
+    )
+
+
+def _batches(items: Iterable[Any]) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, BATCH)):
+        yield batch
+
+
+def state_json_chunks(items: Iterable[tuple[str, Any]]) -> Iterator[str]:
+    """The text of ``json_text(dict(items))``, in pieces."""
+    first = True
+    for batch in _batches(items):
+        yield _escaped_json(("{\n  " if first else ",\n  ") + _indented_items(batch))
+        first = False
+    yield "{}" if first else "\n}"
+
+
+def state_plain_chunks(items: Iterable[tuple[str, Any]]) -> Iterator[str]:
+    """The lines of :func:`state_plain`, in pieces (each ends with a newline)."""
+    for batch in _batches(items):
+        yield "".join(f"{safe_text(key)}\t{plain_value(value)}\n" for key, value in batch)
+
+
+def _list_item(info: StateInfo) -> str:
+    dumps = json.dumps
+    return (
+        f'  {{\n    "state": {dumps(info.name, ensure_ascii=False)},\n'
+        f'    "scope": {dumps(info.scope, ensure_ascii=False)},\n'
+        f'    "keys": {info.keys},\n    "ttl": {dumps(info.ttl)}\n  }}'
+    )
+
+
+def list_json_chunks(infos: Iterable[StateInfo]) -> Iterator[str]:
+    """The text of ``json_text(list_json(infos))``, in pieces."""
+    first = True
+    for batch in _batches(infos):
+        yield _escaped_json(("[\n" if first else ",\n") + ",\n".join(map(_list_item, batch)))
+        first = False
+    yield "[]" if first else "\n]"
+
+
+def list_plain_chunks(infos: Iterable[StateInfo]) -> Iterator[str]:
+    """The lines of :func:`list_plain`, in pieces (each ends with a newline)."""
+    for batch in _batches(infos):
+        yield list_plain(batch) + "\n"

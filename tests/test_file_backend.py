@@ -236,3 +236,52 @@ def test_write_without_ttl_keeps_the_state_expiry(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "s.db")
     expiries = {e for (e,) in conn.execute("SELECT expires_at FROM qstate_values")}
     assert len(expiries) == 1, "every live row of a state shares one expiry"
+
+
+def _rows_changed(registry: StateRegistry, action: Any) -> int:
+    """Rows ``action`` inserted, updated or deleted, per SQLite's ``total_changes``.
+
+    The count is per connection: a single-threaded registry reuses its one
+    pooled connection, which the identity check makes sure of.
+    """
+
+    def probe(conn: sqlite3.Connection, now: float) -> tuple[sqlite3.Connection, int]:
+        return conn, conn.total_changes
+
+    conn, before = registry.backend._write(probe)  # type: ignore[attr-defined]
+    action()
+    same, after = registry.backend._write(probe)  # type: ignore[attr-defined]
+    assert same is conn, "one pooled connection saw the whole action"
+    return int(after - before)
+
+
+def test_a_one_key_modify_writes_one_row(tmp_path: Path) -> None:
+    with StateRegistry(f"file:{tmp_path}/s.db") as registry:
+        big = MyState(registry)
+        big.update({f"k{i}": i for i in range(1000)})
+        assert _rows_changed(registry, lambda: big.modify(lambda d: {**d, "k5": -5})) == 1
+        assert _rows_changed(registry, lambda: big.modify(lambda d: {**d, "new": 1})) == 1
+        gone = {k: v for k, v in big.get_all().items() if k != "k7"}
+        assert _rows_changed(registry, lambda: big.modify(lambda d: gone)) == 1
+        assert _rows_changed(registry, lambda: big.modify(lambda d: d)) == 0
+
+        def in_transaction() -> None:
+            with big.transaction() as data:
+                data["k9"] = "nine"
+
+        assert _rows_changed(registry, in_transaction) == 1
+        data = big.get_all()
+        assert (data["k5"], data["new"], data["k9"], "k7" in data) == (-5, 1, "nine", False)
+        assert list(data)[-1] == "new", "a new key reads back last, as in a dict"
+
+
+def test_a_modify_that_reorders_keys_reads_back_in_its_order(tmp_path: Path) -> None:
+    with StateRegistry(f"file:{tmp_path}/s.db") as registry:
+        state = MyState(registry)
+        state.update(a=1, b=2, c=3)
+        state.modify(lambda d: {"c": 3, "a": 1, "b": 20})
+        assert list(state.get_all().items()) == [("c", 3), ("a", 1), ("b", 20)]
+        MyState(registry, ttl=60).modify(lambda d: {**d, "b": 21})
+        [info] = registry.list_states()
+        assert info.ttl is not None
+        assert info.ttl > 50, "a TTL still applies to every key"

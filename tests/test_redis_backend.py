@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -376,3 +377,47 @@ def test_redis_is_imported_only_for_redis_urls(tmp_path: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def _fields_written(url: str, action: Any) -> int:
+    """Fields the server's scripts set or deleted while ``action`` ran, per MONITOR."""
+    written = 0
+    ready = threading.Event()
+    sentinel = "qstate-test-monitor-end"
+
+    def watch() -> None:
+        nonlocal written
+        with redis.Redis.from_url(url).monitor() as monitor:  # type: ignore[no-untyped-call]
+            ready.set()
+            for entry in monitor.listen():
+                if sentinel in entry["command"]:
+                    return
+                words = entry["command"].split()
+                if entry.get("client_type") == "lua" and words[0].upper() == "HSET":
+                    written += (len(words) - 2) // 2
+                elif entry.get("client_type") == "lua" and words[0].upper() == "HDEL":
+                    written += len(words) - 2
+
+    client = redis.Redis.from_url(url)
+    client.ping()
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    time.sleep(0.2)  # the MONITOR command itself has been read by the server
+    action()
+    client.echo(sentinel)
+    client.close()
+    thread.join(timeout=10)
+    return written
+
+
+def test_a_one_key_modify_writes_one_field(redis_url: str) -> None:
+    with StateRegistry(redis_url) as registry:
+        big = registry.state("BigOne")
+        big.update({f"k{i}": i for i in range(1000)})
+        assert _fields_written(redis_url, lambda: big.modify(lambda d: {**d, "k5": -5})) == 1
+        gone = {k: v for k, v in big.get_all().items() if k != "k7"}
+        assert _fields_written(redis_url, lambda: big.modify(lambda d: gone)) == 1
+        data = big.get_all()
+        assert (len(data), data["k5"], "k7" in data) == (999, -5, False)
+        big.clear()

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from itertools import islice
 from typing import Any
 
 import typer
 
 from ..errors import Refused
 from ..output import Output
-from ..render import Mode, json_text, state_plain, state_table, state_title
+from ..render import (
+    Mode,
+    left_out,
+    state_json_chunks,
+    state_plain_chunks,
+    state_table,
+    state_title,
+)
 from ..session import Session
 
 
@@ -40,15 +48,30 @@ def confirm(session: Session, question: str, *, yes: bool, action: str) -> None:
         raise Refused(f"did not {action}: not confirmed")
 
 
-def print_state(out: Output, name: str, scope: str | None, data: dict[str, Any]) -> None:
-    """A whole state, in the output's mode (table, one JSON document, or key<TAB>value)."""
+TABLE_FRAME = 7
+"""Lines a table takes besides its rows: title, borders, header, the line on
+what it left out, the next prompt."""
+
+MORE_KEYS = "--limit N, --prefix P, --json, or --output plain | less"
+
+
+def print_state(
+    out: Output, name: str, scope: str | None, data: dict[str, Any], *, limit: int | None = None
+) -> None:
+    """A whole state, in the output's mode (table, one JSON document, or key<TAB>value).
+
+    A table on a terminal shows the rows that fit (``limit`` rows if given) and
+    says how many keys it left out; JSON and plain text are streamed, so a
+    state of any size prints in about the memory it already takes.
+    """
     mode = out.mode()
     if mode is Mode.table:
-        out.renderable(state_table(name, scope or "", data))
-    elif mode is Mode.json:
-        out.data(json_text(data))
-    else:
-        out.data(state_plain(data))
+        rows = limit if limit is not None else out.rows_that_fit(TABLE_FRAME)
+        out.renderable(state_table(name, scope or "", data, rows=rows))
+        out.note(left_out(len(data), rows, "key", MORE_KEYS))
+        return
+    items = data.items() if limit is None else islice(data.items(), limit)
+    out.stream(state_json_chunks(items) if mode is Mode.json else state_plain_chunks(items))
 
 
 def state_payload(name: str, scope: str | None, **fields: Any) -> dict[str, Any]:

@@ -64,7 +64,3 @@ def _show(session: Any, report: dict[str, Any], *, healthy: bool) -> None:
     for key, value in report.items():
         table.add_row(key, Text(str(value)))
     out.renderable(table)
-
-
-def register(app: typer.Typer) -> None:
-    app.command("doctor")(doctor)

@@ -87,7 +87,3 @@ def _run_editor(command: str, path: Path) -> None:
             f"(your text is in {path})",
             ExitCode.USAGE,
         )
-
-
-def register(app: typer.Typer) -> None:
-    app.command("edit")(edit)

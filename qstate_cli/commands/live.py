@@ -111,8 +111,3 @@ def watch(
     finally:
         if live is not None:
             live.stop()
-
-
-def register(app: typer.Typer) -> None:
-    app.command("wait")(wait)
-    app.command("watch")(watch)

@@ -26,7 +26,3 @@ def shell(
     if state is not None:
         session.state(state, scope)  # a bad name or scope: exit 2 before the shell starts
     raise typer.Exit(run_shell(session, Current(state, scope)))
-
-
-def register(app: typer.Typer) -> None:
-    app.command("shell")(shell)

@@ -148,8 +148,3 @@ def _report(session: Session, changes: list[Change], *, dry_run: bool) -> None:
         f"{sum(len(getattr(change, kind)) for change in changes)} keys {kind}" for kind in kinds
     )
     session.output.message(f"{verb} {len(changes)} state(s): {totals}")
-
-
-def register(app: typer.Typer) -> None:
-    app.command("export")(export)
-    app.command("import")(import_states)

@@ -128,11 +128,3 @@ def incr(
         raise BadInput(f"AMOUNT must be a number, not {amount!r}")
     result = session.registry().state(state, scope=scope, ttl=ttl).incr(key, number)
     session.output.value(result)
-
-
-def register(app: typer.Typer) -> None:
-    app.command("set")(set_value)
-    app.command("update")(update)
-    app.command("delete")(delete)
-    app.command("clear")(clear)
-    app.command("incr")(incr)

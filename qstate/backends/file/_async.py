@@ -75,24 +75,23 @@ class AsyncFileBackend(AsyncBackend):
         async with self._writers:
             begun = asyncio.ensure_future(asyncio.to_thread(self.sync.begin, key))
             try:
-                conn, data, expires = await asyncio.shield(begun)
+                opened = await asyncio.shield(begun)
             except asyncio.CancelledError:
                 # The thread still finishes begin(); end that transaction then.
                 begun.add_done_callback(self._abort_when_begun)
                 raise
             try:
-                yield data
+                yield opened.data
             except BaseException:
-                await asyncio.shield(asyncio.to_thread(self.sync.abort, conn))
+                await asyncio.shield(asyncio.to_thread(self.sync.abort, opened.conn))
                 raise
             await asyncio.shield(
-                asyncio.to_thread(self.sync.commit, conn, key, data, expires, ttl)
+                asyncio.to_thread(self.sync.commit, opened, key, opened.data, ttl)
             )
 
     def _abort_when_begun(self, begun: asyncio.Future[Any]) -> None:
         if not begun.cancelled() and begun.exception() is None:
-            conn, _, _ = begun.result()
-            asyncio.get_running_loop().run_in_executor(None, self.sync.abort, conn)
+            asyncio.get_running_loop().run_in_executor(None, self.sync.abort, begun.result().conn)
 
     async def health(self) -> dict[str, Any]:
         return await asyncio.to_thread(self.sync.health)

@@ -22,7 +22,7 @@ import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import quote
 
 from ..._codec import JSONValue, decode, encode
@@ -53,6 +53,26 @@ _T = TypeVar("_T")
 # referenced here so that garbage collection does not close them either.
 _INHERITED: list[sqlite3.Connection] = []
 _LIVE_BACKENDS: weakref.WeakSet[FileBackend] = weakref.WeakSet()
+
+
+class Begun(NamedTuple):
+    """An open write transaction on one state, as ``begin`` left it."""
+
+    conn: sqlite3.Connection
+    data: Document
+    expires: float | None
+    stored: dict[str, str]
+    """Each key's JSON text as read: ``commit`` writes only the keys that differ."""
+
+
+def _keeps_order(stored: dict[str, str], document: Document) -> bool:
+    """Whether ``document`` lists the kept keys in their stored order, new ones last.
+
+    Then writing only the changes reads back in ``document``'s order (an update
+    keeps a row's ``rowid``, an insert takes the next one), as a dict would.
+    """
+    kept = [field for field in stored if field in document]
+    return list(document) == kept + [field for field in document if field not in stored]
 
 
 def _after_fork_in_child() -> None:
@@ -390,19 +410,22 @@ class FileBackend(Backend):
     # Split into begin / commit / abort so that the async twin can run each step
     # in a worker thread while the transaction body runs on the event loop.
 
-    def begin(self, key: StateKey) -> tuple[sqlite3.Connection, Document, float | None]:
+    def begin(self, key: StateKey) -> Begun:
         """Take the write locks, check out a connection, read the document.
 
-        Returns the connection, the data and its current expiry. Every successful
-        ``begin`` is ended by exactly one ``commit`` or ``abort``.
+        Returns the connection, the data, its current expiry and the stored JSON
+        text of each key (what ``commit`` compares with, to write only changes).
+        Every successful ``begin`` is ended by exactly one ``commit`` or ``abort``.
         """
         self._lock_writers()
         try:
             conn = self._checkout()
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                data, expires = self._read_all(conn, key, time.time())
-                return conn, data, expires
+                rows = conn.execute(sql.GET_ALL, (*key, None, time.time())).fetchall()
+                stored = {field: text for field, text, _ in rows}
+                data = {field: self._decode(text, key, field) for field, text in stored.items()}
+                return Begun(conn, data, rows[0][2] if rows else None, stored)
             except BaseException:
                 self._checkin(conn)
                 raise
@@ -413,23 +436,36 @@ class FileBackend(Backend):
             self._writer.release()
             raise
 
-    def commit(
-        self,
-        conn: sqlite3.Connection,
-        key: StateKey,
-        data: Document,
-        expires: float | None,
-        ttl: float | None,
-    ) -> Document:
-        """Validate and write ``data`` as the whole document, then end."""
+    def commit(self, begun: Begun, key: StateKey, data: Document, ttl: float | None) -> Document:
+        """Validate ``data`` and make it the whole document, then end.
+
+        Only the keys whose JSON text changed are written and only the removed
+        ones deleted, so changing one key of a big state costs one row, not a
+        rewrite of every row. A document whose keys changed order is rewritten
+        whole: ``rowid`` order is the order the keys read back in.
+        """
+        conn, _, expires, stored = begun
         try:
             document = check_document(data)
-            new_expiry = time.time() + ttl if ttl is not None else expires
-            rows = [
-                (*key, field, None, encode(value), new_expiry) for field, value in document.items()
-            ]
-            conn.execute(sql.DELETE_STATE, key)
-            conn.executemany(sql.UPSERT_WITH_EXPIRY, rows)
+            now = time.time()
+            new_expiry = now + ttl if ttl is not None else expires
+            rows = [(field, encode(value)) for field, value in document.items()]
+            if document and _keeps_order(stored, document):
+                conn.execute(sql.DELETE_EXPIRED_OF_STATE, (*key, None, now))
+                conn.executemany(
+                    sql.DELETE_KEY, [(*key, f, now) for f in stored if f not in document]
+                )
+                conn.executemany(
+                    sql.UPSERT_WITH_EXPIRY,
+                    [(*key, f, None, t, new_expiry) for f, t in rows if stored.get(f) != t],
+                )
+                if ttl is not None:
+                    conn.execute(sql.REFRESH_EXPIRY, (*key, None, None, None, new_expiry))
+            else:
+                conn.execute(sql.DELETE_STATE, key)
+                conn.executemany(
+                    sql.UPSERT_WITH_EXPIRY, [(*key, f, None, t, new_expiry) for f, t in rows]
+                )
             conn.execute("COMMIT")
         except (sqlite3.Error, OSError) as exc:
             raise sql.translate(exc, self.path) from exc
@@ -448,22 +484,22 @@ class FileBackend(Backend):
 
     @contextmanager
     def transaction(self, key: StateKey, ttl: float | None) -> Iterator[Document]:
-        conn, data, expires = self.begin(key)
+        begun = self.begin(key)
         try:
-            yield data
+            yield begun.data
         except BaseException:
-            self.abort(conn)
+            self.abort(begun.conn)
             raise
-        self.commit(conn, key, data, expires, ttl)
+        self.commit(begun, key, begun.data, ttl)
 
     def modify(self, key: StateKey, fn: Modifier, ttl: float | None) -> Document:
-        conn, data, expires = self.begin(key)
+        begun = self.begin(key)
         try:
-            new = apply_modifier(fn, data, key)
+            new = apply_modifier(fn, begun.data, key)
         except BaseException:
-            self.abort(conn)
+            self.abort(begun.conn)
             raise
-        return self.commit(conn, key, new, expires, ttl)
+        return self.commit(begun, key, new, ttl)
 
     def health(self) -> dict[str, Any]:
         def check(conn: sqlite3.Connection) -> dict[str, Any]:
