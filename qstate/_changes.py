@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from ._codec import JSONValue
@@ -71,7 +71,7 @@ class Change:
 
 def iso_time(seconds: float) -> str:
     """Unix time as ISO 8601 UTC with milliseconds."""
-    moment = datetime.fromtimestamp(seconds, timezone.utc)
+    moment = datetime.fromtimestamp(seconds, UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
@@ -95,7 +95,7 @@ def same(a: JSONValue, b: JSONValue) -> bool:
     if isinstance(a, list):
         assert isinstance(b, list)
         return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-    return a == b
+    return bool(a == b)
 
 
 Raw = tuple[str, Any, Any]

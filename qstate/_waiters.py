@@ -8,6 +8,7 @@ its generated sync twin says ``Waiter`` and ``waiter.wait(t)``. Writers call
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 
 
@@ -24,10 +25,8 @@ class AsyncWaiter:
 
     async def wait(self, timeout: float) -> None:
         """Return when set or after ``timeout`` seconds, and reset for the next wait."""
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._event.wait(), timeout)
-        except TimeoutError:
-            pass
         self._event.clear()
 
 
