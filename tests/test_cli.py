@@ -322,13 +322,22 @@ def test_watch_prints_a_json_line_per_change(cli: Cli) -> None:
         time.sleep(0.4)
         with cli.registry() as registry:
             registry.state("Job").set("step", 2)
+            registry.state("Job").update(step=3, done=True)
 
     thread = threading.Thread(target=progress)
     thread.start()
-    result = cli("watch", "--interval", "0.05", "--count", "2", "Job")
+    # --since makes the test independent of when the watcher starts reading
+    result = cli("watch", "--since", "1", "--count", "2", "Job")
     thread.join()
     assert result.exit_code == 0
-    assert [json.loads(line) for line in result.stdout.splitlines()] == [{"step": 1}, {"step": 2}]
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    for line in lines:
+        assert list(line) == ["state", "scope", "rev", "time", "changes"]
+        assert line["time"].endswith("Z")
+    assert [(line["state"], line["scope"], line["rev"], line["changes"]) for line in lines] == [
+        ("Job", "", 2, [{"key": "step", "old": 1, "new": 2}]),
+        ("Job", "", 3, [{"key": "step", "old": 2, "new": 3}, {"key": "done", "new": True}]),
+    ]
 
 
 def _editor(tmp_path: Path, body: str) -> str:

@@ -131,9 +131,12 @@ class AsyncBackend(ABC):
         """The state's latest revision (0 if it has none)."""
         raise self._no_revisions()
 
-    def watch(self, key: StateKey, since: int | None) -> AsyncIterator[Change]:
+    def watch(
+        self, key: StateKey, since: int | None, timeout: float | None
+    ) -> AsyncIterator[Change]:
         """Every change after revision ``since`` (default: the latest), in order.
 
+        Ends when no change came for ``timeout`` seconds (never if ``None``).
         Raises ChangesLostError when the log no longer holds the next change.
         """
         raise self._no_revisions()

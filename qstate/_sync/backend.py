@@ -130,9 +130,10 @@ class Backend(ABC):
         """The state's latest revision (0 if it has none)."""
         raise self._no_revisions()
 
-    def watch(self, key: StateKey, since: int | None) -> Iterator[Change]:
+    def watch(self, key: StateKey, since: int | None, timeout: float | None) -> Iterator[Change]:
         """Every change after revision ``since`` (default: the latest), in order.
 
+        Ends when no change came for ``timeout`` seconds (never if ``None``).
         Raises ChangesLostError when the log no longer holds the next change.
         """
         raise self._no_revisions()

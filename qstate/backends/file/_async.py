@@ -99,13 +99,17 @@ class AsyncFileBackend(AsyncBackend):
     async def revision(self, key: StateKey) -> int:
         return await asyncio.to_thread(self.sync.revision, key)
 
-    async def watch(self, key: StateKey, since: int | None) -> AsyncIterator[Change]:
+    async def watch(
+        self, key: StateKey, since: int | None, timeout: float | None
+    ) -> AsyncIterator[Change]:
         follower = await asyncio.to_thread(self.sync.follower, key, since)
         while True:
             changes = await asyncio.to_thread(follower.poll)
             for change in changes:
                 yield change
             if not changes:
+                if follower.idle(timeout):
+                    return
                 await asyncio.sleep(POLL_INTERVAL)
 
     async def health(self) -> dict[str, Any]:

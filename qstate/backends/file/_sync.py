@@ -552,12 +552,14 @@ class FileBackend(Backend):
         """A reader of the state's change log from ``since`` (both flavours use it)."""
         return _Follower(self, key, since)
 
-    def watch(self, key: StateKey, since: int | None) -> Iterator[Change]:
+    def watch(self, key: StateKey, since: int | None, timeout: float | None) -> Iterator[Change]:
         follower = self.follower(key, since)
         while True:
             changes = follower.poll()
             yield from changes
             if not changes:
+                if follower.idle(timeout):
+                    return
                 time.sleep(POLL_INTERVAL)
 
     def health(self) -> dict[str, Any]:
@@ -641,6 +643,11 @@ class _Follower:
         if self.position > rev:
             raise UsageError(f"revision {self.position} of {key} is ahead of its latest, {rev}")
         self.next_check = time.monotonic() + _RESTART_CHECK
+        self.last_change = time.monotonic()
+
+    def idle(self, timeout: float | None) -> bool:
+        """Whether no change came for ``timeout`` seconds (the watch then ends)."""
+        return timeout is not None and time.monotonic() - self.last_change >= timeout
 
     def poll(self) -> list[Change]:
         """The changes logged since the last poll (maybe none)."""
@@ -676,6 +683,8 @@ class _Follower:
                 ) from None
             found.append(Change(rev, iso_time(when), changes))
             self.position = rev
+        if found:
+            self.last_change = time.monotonic()
         return found
 
 

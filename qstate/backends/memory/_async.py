@@ -382,7 +382,9 @@ class AsyncMemoryBackend(AsyncBackend):
         log = self._logs.get(key)
         return 0 if log is None else log.rev
 
-    async def watch(self, key: StateKey, since: int | None) -> AsyncIterator[Change]:
+    async def watch(
+        self, key: StateKey, since: int | None, timeout: float | None
+    ) -> AsyncIterator[Change]:
         log = self._logs.get(key)
         if log is None:  # a log to wait on; the first write will use it
             log = self._logs.setdefault(key, _Log())
@@ -391,6 +393,7 @@ class AsyncMemoryBackend(AsyncBackend):
             raise UsageError(f"revision {position} of {key} is ahead of its latest, {log.rev}")
         waiter = AsyncWaiter()
         log.waiters.add(waiter)  # pins the log: its count cannot restart while watched
+        idle_until = None if timeout is None else time.monotonic() + timeout
         try:
             while True:
                 kept = list(log.entries)  # one C call: never torn by a writer
@@ -404,7 +407,15 @@ class AsyncMemoryBackend(AsyncBackend):
                     for rev, when, raw in kept[position + 1 - oldest :]:
                         position = rev
                         yield _change(rev, when, raw)
+                    if timeout is not None:
+                        idle_until = time.monotonic() + timeout
                     continue
-                await waiter.wait(1.0)
+                if idle_until is None:
+                    await waiter.wait(1.0)
+                else:
+                    left = idle_until - time.monotonic()
+                    if left <= 0:
+                        return
+                    await waiter.wait(min(left, 1.0))
         finally:
             log.waiters.discard(waiter)

@@ -446,7 +446,9 @@ class AsyncRedisBackend(AsyncBackend):
         latest = await self._latest(key)
         return 0 if latest is None else latest[1]
 
-    async def watch(self, key: StateKey, since: int | None) -> AsyncIterator[Change]:
+    async def watch(
+        self, key: StateKey, since: int | None, timeout: float | None
+    ) -> AsyncIterator[Change]:
         log = layout.log_key(self._key(key))
         epoch, rev = await self._latest(key) or (0, 0)
         position = rev if since is None else since
@@ -454,11 +456,17 @@ class AsyncRedisBackend(AsyncBackend):
             raise UsageError(f"revision {position} of {key} is ahead of its latest, {rev}")
         # Blocks stay well within the socket timeout; each quiet one ends with a
         # check that the state's count did not restart below the position.
-        block_ms = int(min(1.0, self.options.timeout / 2) * 1000)
+        block = min(1.0, self.options.timeout / 2)
+        last_change = time.monotonic()
         while True:
+            wait = block
+            if timeout is not None:
+                wait = min(block, last_change + timeout - time.monotonic())
+                if wait <= 0:
+                    return
             try:
                 reply = await self._client.xread(
-                    {log: f"{epoch}-{position}"}, count=1000, block=block_ms
+                    {log: f"{epoch}-{position}"}, count=1000, block=max(int(wait * 1000), 1)
                 )
             except REDIS_ERRORS as exc:
                 raise translate(exc, self.url, key) from exc
@@ -479,6 +487,7 @@ class AsyncRedisBackend(AsyncBackend):
                     )
                 yield self._change(key, entry_rev, fields)
                 position = entry_rev
+                last_change = time.monotonic()
 
     def _change(self, key: StateKey, rev: int, fields: dict[bytes, bytes]) -> Change:
         try:
