@@ -84,6 +84,12 @@ def test_layout_is_one_hash_per_state_readable_by_redis_cli(redis_url: str) -> N
     assert client.pttl("app:{MyState}:log") == -1, "no expiry while the state has none"
     log_ttl = client.pttl("app:{MyState:user:42}:log")
     assert 55_000 + LINGER * 1000 < log_ttl <= 60_000 + LINGER * 1000, "the state's TTL + LINGER"
+    with StateRegistry(redis_url + "?prefix=app") as registry:
+        MyState(registry).clear()
+        assert 0 < client.pttl("app:{MyState}:log") <= LINGER * 1000, "LINGER once gone"
+        MyState(registry).set("again", 1)
+        assert client.pttl("app:{MyState}:log") == -1, "a state re-created without a TTL"
+        assert MyState(registry).revision() == 3, "the count went on after the clear"
 
 
 def test_a_state_and_its_lock_share_a_cluster_slot() -> None:

@@ -4,6 +4,10 @@ The issue's "done when": 4 writer processes make 500 changes each to one state
 while ``qstate watch STATE`` runs off a terminal; its JSON lines hold revisions
 1…2000 exactly once, in order, and replaying their changes from an empty
 document gives the final state. Run on the backends shared between processes.
+
+The writers are paced at about 1,000 changes/s in all, the rate the issue names:
+unpaced on a loaded machine, a starved watcher could fall more than the log's
+1,000 changes behind, and then it fails (ChangesLostError) rather than skip.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ CHANGES_EACH = 500
 
 WRITER = """
 import sys
+import time
 from qstate import StateRegistry
 
 url, me = sys.argv[1], sys.argv[2]
@@ -45,6 +50,7 @@ with StateRegistry(url) as registry:
             state.delete(f"k{me}")
         else:
             state.modify(lambda d: {**d, f"m{me}": [j, {"by": me}]})
+        time.sleep(0.004)  # four writers: about the issue's 1,000 changes/s in all
 """
 
 

@@ -272,7 +272,7 @@ local function qentry(field, old, new)
   if new then s = s .. ',"new":' .. new end
   return s .. '}'
 end
-local function qlog(entries)
+local function qlog(entries, expiry_may_change)
   if #entries == 0 then return end
   local log = KEYS[3]
   local now = redis.call('TIME')
@@ -285,6 +285,7 @@ local function qlog(entries)
   end
   redis.call('XADD', log, 'MAXLEN', '~', LOG_SIZE, id, 't', ms,
              'c', '[' .. table.concat(entries, ',') .. ']')
+  if not expiry_may_change then return end
   local pttl = redis.call('PTTL', KEYS[1])
   if pttl == -1 then redis.call('PERSIST', log)
   elseif pttl == -2 then redis.call('PEXPIRE', log, LINGER_MS)
@@ -293,8 +294,11 @@ end
 """.replace("LOG_SIZE", str(LOG_SIZE)).replace("LINGER_MS", str(int(LINGER * 1000)))
 """Lua helpers every write script starts with: ``qentry`` makes one changed
 key's JSON from stored JSON texts (``false``: absent), and ``qlog``, called
-after the write, appends the change with the next revision and sets the log's
-expiry from the state's (see the module docstring)."""
+after the write, appends the change with the next revision and, when the
+write may have changed the state's expiry or brought it into existence, sets
+the log's expiry from the state's (see the module docstring). A write that
+overwrites keys of an existing state without a TTL leaves both expiries as
+they were, so the hottest writes skip that step."""
 
 _UNLESS_LOCKED = (
     _LOG
@@ -310,7 +314,7 @@ SET = (
     + """
 local old = redis.call('HGET', KEYS[1], ARGV[1])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-qlog({qentry(ARGV[1], old, ARGV[2])})
+qlog({qentry(ARGV[1], old, ARGV[2])}, not old)
 return 0
 """
 )
@@ -321,14 +325,17 @@ UPDATE = (
     + """
 local key = KEYS[1]
 local entries = {}
+local created = ARGV[1] ~= ''
 for i = 3, #ARGV, 2 do
-  entries[#entries + 1] = qentry(ARGV[i], redis.call('HGET', key, ARGV[i]), ARGV[i + 1])
+  local old = redis.call('HGET', key, ARGV[i])
+  created = created or not old
+  entries[#entries + 1] = qentry(ARGV[i], old, ARGV[i + 1])
 end
 for i = 3, #ARGV, 2000 do
   redis.call('HSET', key, unpack(ARGV, i, math.min(i + 1999, #ARGV)))
 end
 if ARGV[1] ~= '' then redis.call('PEXPIRE', key, ARGV[1]) end
-qlog(entries)
+qlog(entries, created)
 if ARGV[2] == '1' then return redis.call('HGETALL', key) end
 return 0
 """
@@ -347,7 +354,7 @@ for i = 2, #ARGV do
   end
 end
 if #entries > 0 and ARGV[1] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-qlog(entries)
+qlog(entries, true)
 return #entries
 """
 )
@@ -361,7 +368,7 @@ if #flat == 0 then return 0 end
 local entries = {}
 for i = 1, #flat, 2 do entries[#entries + 1] = qentry(flat[i], flat[i + 1], false) end
 redis.call('DEL', KEYS[1])
-qlog(entries)
+qlog(entries, true)
 return 1
 """
 )
@@ -391,7 +398,7 @@ if not is_float then
     if ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
     local text = exact
     if type(exact) == 'number' then text = string.format('%.0f', exact) end
-    qlog({qentry(ARGV[1], old, text)})
+    qlog({qentry(ARGV[1], old, text)}, ttl or not old)
     return exact
   end
   if string.find(v['err'], 'overflow', 1, true) then
@@ -419,7 +426,7 @@ else
 end
 redis.call('HSET', KEYS[1], ARGV[1], text)
 if ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
-qlog({qentry(ARGV[1], old, text)})
+qlog({qentry(ARGV[1], old, text)}, ttl or not old)
 return text
 """
 )
@@ -459,7 +466,7 @@ if #ARGV > 1 then
   if ARGV[1] ~= '' then redis.call('PEXPIRE', key, ARGV[1])
   elseif pttl > 0 then redis.call('PEXPIRE', key, pttl) end
 end
-qlog(entries)
+qlog(entries, true)
 return 0
 """
 )
@@ -502,7 +509,7 @@ for i = 4 + removed, #ARGV, 2000 do
 end
 if ARGV[2] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 redis.call('DEL', KEYS[2])
-qlog(entries)
+qlog(entries, true)
 return 1
 """
 )
