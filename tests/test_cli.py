@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from qstate import StateRegistry
+from qstate._changes import LOG_SIZE
 from qstate_cli.main import app
 
 
@@ -439,3 +440,16 @@ def test_doctor_reports_the_cluster_state(redis_cluster: list[Any]) -> None:
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
     assert (report["mode"], report["cluster_state"]) == ("cluster", "ok")
+
+
+def test_watch_since_a_revision_no_longer_kept_exits_4(cli: Cli) -> None:
+    with cli.registry() as registry:
+        job = registry.state("Job")
+        for i in range(LOG_SIZE + 300):
+            job.set("i", i)
+    lost = cli("watch", "--since", "0", "--count", "1", "Job")
+    assert lost.exit_code == 4
+    assert "no longer kept" in lost.stderr
+    kept = cli("watch", "--since", str(LOG_SIZE + 299), "--count", "1", "Job")
+    assert kept.exit_code == 0
+    assert json.loads(kept.stdout)["rev"] == LOG_SIZE + 300
