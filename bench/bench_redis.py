@@ -126,8 +126,8 @@ def rows(url: str, run: dict[str, int]) -> list[Row]:
 
     def raw_script_set() -> Any:
         # the same EVALSHA qstate sends: shows what the script costs vs qstate's own work
-        keys = (key, layout.lock_key(key), layout.log_key(key))
-        return client.evalsha(lock_checked_set, 3, *keys, "step", "1")
+        keys = (key, layout.lock_key(key), layout.log_key(key), layout.counter_key(key))
+        return client.evalsha(lock_checked_set, 4, *keys, "step", "1")
 
     def bump(data: dict[str, Any]) -> dict[str, Any]:
         return {**data, "n": data.get("n", 0) + 1}

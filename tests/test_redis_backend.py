@@ -29,6 +29,7 @@ from qstate import (
 from qstate._changes import LINGER
 from qstate._keys import StateKey
 from qstate.backends.redis.layout import (
+    counter_key,
     data_key,
     log_key,
     parse_data_key,
@@ -63,8 +64,10 @@ def test_layout_is_one_hash_per_state_readable_by_redis_cli(redis_url: str) -> N
     assert sorted(client.keys("*")) == [
         b"app:{MyState:user:42}",
         b"app:{MyState:user:42}:log",
+        b"app:{MyState:user:42}:rev",
         b"app:{MyState}",
         b"app:{MyState}:log",
+        b"app:{MyState}:rev",
     ]
     assert client.type("app:{MyState}") == b"hash"
     assert client.hgetall("app:{MyState}") == {
@@ -82,13 +85,19 @@ def test_layout_is_one_hash_per_state_readable_by_redis_cli(redis_url: str) -> N
     assert entry_id.endswith(b"-1")
     assert json.loads(fields[b"c"])[2] == {"key": "prompt", "new": "Введите телефон"}
     assert client.pttl("app:{MyState}:log") == -1, "no expiry while the state has none"
+    counter: dict[bytes, bytes] = client.hgetall("app:{MyState}:rev")  # type: ignore[assignment]
+    assert counter[b"rev"] == b"1"
+    assert entry_id == counter[b"epoch"] + b"-1", "the log's ID: <epoch>-<rev>"
+    assert client.pttl("app:{MyState}:rev") == -1
     log_ttl = client.pttl("app:{MyState:user:42}:log")
     assert 55_000 + LINGER * 1000 < log_ttl <= 60_000 + LINGER * 1000, "the state's TTL + LINGER"
     with StateRegistry(redis_url + "?prefix=app") as registry:
         MyState(registry).clear()
         assert 0 < client.pttl("app:{MyState}:log") <= LINGER * 1000, "LINGER once gone"
+        assert 0 < client.pttl("app:{MyState}:rev") <= LINGER * 1000
         MyState(registry).set("again", 1)
         assert client.pttl("app:{MyState}:log") == -1, "a state re-created without a TTL"
+        assert client.pttl("app:{MyState}:rev") == -1
         assert MyState(registry).revision() == 3, "the count went on after the clear"
 
 
@@ -99,7 +108,9 @@ def test_a_state_and_its_lock_share_a_cluster_slot() -> None:
         key = data_key("qstate", StateKey("Checkout", scope))
         assert key_slot(key.encode()) == key_slot((key + ":lock").encode())
         assert key_slot(key.encode()) == key_slot(log_key(key).encode())
+        assert key_slot(key.encode()) == key_slot(counter_key(key).encode())
         assert parse_data_key("qstate", log_key(key)) is None
+        assert parse_data_key("qstate", counter_key(key)) is None
         assert parse_data_key("qstate", key) == StateKey("Checkout", scope)
     assert parse_data_key("qstate", "qstate:{Checkout}:lock") is None
     assert parse_data_key("qstate", "other:{Checkout}") is None

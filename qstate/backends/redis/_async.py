@@ -140,18 +140,18 @@ class AsyncRedisBackend(AsyncBackend):
 
     def _keys(self, key: StateKey) -> list[str]:
         data = layout.data_key(self._prefix, key)
-        return [data, layout.lock_key(data), layout.log_key(data)]
+        return [data, layout.lock_key(data), layout.log_key(data), layout.counter_key(data)]
 
     async def _eval(self, script: _Script, keys: list[str], args: list[Any]) -> Any:
         """EVALSHA; EVAL if the server does not know the script (EVAL caches it)."""
         try:
-            return await self._client.evalsha(script.sha, 3, *keys, *args)
+            return await self._client.evalsha(script.sha, 4, *keys, *args)
         except NoScriptError:
             return await self._run_source(script, keys, args)
 
     async def _run_source(self, script: _Script, keys: list[str], args: list[Any]) -> Any:
         """Redis's EVAL (not Python's): runs the script and caches it for EVALSHA."""
-        return await self._client.execute_command("EVAL", script.source, 3, *keys, *args)
+        return await self._client.execute_command("EVAL", script.source, 4, *keys, *args)
 
     async def _once_more(self, call: Callable[[], Any], *, idempotent: bool = True) -> Any:
         """Run ``call``; if its connection turns out dead (say the server restarted
@@ -185,7 +185,7 @@ class AsyncRedisBackend(AsyncBackend):
         while True:
             try:
                 try:  # _once_more and _eval inlined: this is every write's path
-                    return await self._client.evalsha(script.sha, 3, *keys, *args)
+                    return await self._client.evalsha(script.sha, 4, *keys, *args)
                 except RedisConnectionError as exc:
                     if not idempotent or pool_exhausted(exc):
                         raise
@@ -434,13 +434,20 @@ class AsyncRedisBackend(AsyncBackend):
     # -- revisions ---------------------------------------------------------
 
     async def _latest(self, key: StateKey) -> tuple[int, int] | None:
-        """The ``(epoch, rev)`` of the state's last change, or None without a log."""
-        log = layout.log_key(self._key(key))
+        """The ``(epoch, rev)`` of the state's last change, or None without a counter."""
+        counter = layout.counter_key(self._key(key))
         try:
-            reply = await self._once_more(lambda: self._client.xrevrange(log, count=1))
+            rev, epoch = await self._once_more(
+                lambda: self._client.hmget(counter, ["rev", "epoch"])
+            )
         except REDIS_ERRORS as exc:
             raise translate(exc, self.url, key) from exc
-        return layout.parse_log_id(reply[0][0]) if reply else None
+        if rev is None or epoch is None:
+            return None
+        try:
+            return int(epoch), int(rev)
+        except ValueError:
+            raise self._corrupt(key, ValueError(f"{counter} is not a revision counter")) from None
 
     async def revision(self, key: StateKey) -> int:
         latest = await self._latest(key)

@@ -9,6 +9,8 @@ Layout (stable; other tools may read it)::
     <key>:log                    STREAM, the state's change log: one entry per
                                  revision, ID <epoch>-<rev>, fields t (Unix ms) and
                                  c (JSON: [{"key": k, "old": v, "new": v}, ...])
+    <key>:rev                    HASH, the revision counter: rev (the latest) and
+                                 epoch (Unix ms when this count began)
 
 The braces are a Cluster hash tag: a state's data and lock keys share a slot,
 so every script touches one slot and never fails with CROSSSLOT. A name never
@@ -17,11 +19,14 @@ Expiry is the key's own TTL (PEXPIRE), set in the same script as the write.
 
 Every write script that changes a state appends to its log in the same script
 (``XADD ... MAXLEN ~ LOG_SIZE``), so the revision is atomic with the write. The
-entry ID carries the revision: ``<epoch>-<rev>``, where the epoch is the Unix
+revision comes from ``HINCRBY`` on the counter (reading the stream's last entry
+instead cost the script more than the XADD itself). The entry ID carries the
+revision: ``<epoch>-<rev>``, where the epoch is the Unix
 time in ms at which the count began, so ``XREAD`` from ``<epoch>-<rev>``
 returns exactly the changes after ``rev``, and a state re-created after its
 log expired (a new epoch, a higher ID) is seen by a connected watcher, never
-skipped. The log expires ``LINGER`` seconds after its state: it has no TTL
+skipped. The log and its counter expire ``LINGER`` seconds after their state:
+they have no TTL
 while the state has none, the state's TTL + LINGER while it has one, and
 LINGER once the state is gone.
 """
@@ -233,6 +238,11 @@ def log_key(data: str) -> str:
     return data + ":log"
 
 
+def counter_key(data: str) -> str:
+    """The revision counter (a HASH: rev, epoch) of a state, in its Cluster slot."""
+    return data + ":rev"
+
+
 def parse_log_id(raw: bytes | str) -> tuple[int, int]:
     """A log entry ID as ``(epoch, rev)``."""
     text = raw.decode() if isinstance(raw, bytes) else raw
@@ -259,7 +269,7 @@ def scan_pattern(prefix: str, name_prefix: str) -> str:
 
 
 # -- Lua ------------------------------------------------------------------
-# Every script takes KEYS = {data, lock, log}. A plain write refuses to run
+# Every script takes KEYS = {data, lock, log, counter}. A plain write refuses to run
 # while a transaction holds the lock (the client waits and retries), so plain
 # writes never slip between a transaction's read and its commit: the same
 # guarantee the memory and file backends give. Arguments are chunked in
@@ -277,19 +287,28 @@ local function qlog(entries, expiry_may_change)
   local log = KEYS[3]
   local now = redis.call('TIME')
   local ms = now[1] .. string.format('%03d', math.floor(now[2] / 1000))
-  local last = redis.call('XREVRANGE', log, '+', '-', 'COUNT', 1)
-  local id = ms .. '-1'
-  if last[1] then
-    local epoch, rev = string.match(last[1][1], '^(%d+)%-(%d+)$')
-    id = epoch .. '-' .. string.format('%.0f', tonumber(rev) + 1)
+  local counter = KEYS[4]
+  local rev = redis.call('HINCRBY', counter, 'rev', 1)
+  local epoch = ms
+  if rev == 1 then
+    redis.call('HSET', counter, 'epoch', ms)
+  else
+    epoch = redis.call('HGET', counter, 'epoch') or ms
   end
+  local id = epoch .. '-' .. string.format('%.0f', rev)
   redis.call('XADD', log, 'MAXLEN', '~', LOG_SIZE, id, 't', ms,
              'c', '[' .. table.concat(entries, ',') .. ']')
   if not expiry_may_change then return end
   local pttl = redis.call('PTTL', KEYS[1])
-  if pttl == -1 then redis.call('PERSIST', log)
-  elseif pttl == -2 then redis.call('PEXPIRE', log, LINGER_MS)
-  else redis.call('PEXPIRE', log, pttl + LINGER_MS) end
+  if pttl == -1 then
+    redis.call('PERSIST', log)
+    redis.call('PERSIST', counter)
+  else
+    local linger = LINGER_MS
+    if pttl > 0 then linger = pttl + LINGER_MS end
+    redis.call('PEXPIRE', log, linger)
+    redis.call('PEXPIRE', counter, linger)
+  end
 end
 """.replace("LOG_SIZE", str(LOG_SIZE)).replace("LINGER_MS", str(int(LINGER * 1000)))
 """Lua helpers every write script starts with: ``qentry`` makes one changed
@@ -513,7 +532,7 @@ qlog(entries, true)
 return 1
 """
 )
-"""KEYS: data, lock, log. ARGV: token, ttl_ms or '', n, n removed fields, changed pairs.
+"""KEYS: data, lock, log, counter. ARGV: token, ttl_ms or '', n, removed fields, changed pairs.
 
 Applies the difference between the document read by ACQUIRE and the new one,
 if the lock is still ours; otherwise (-1: the lease expired, and other writers
