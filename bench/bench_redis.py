@@ -16,6 +16,7 @@ qstate adds JSON validation, its lock check (every write is a script that
 checks the state's lock) and decoding. A context row times raw redis-py sending
 qstate's own set script: the gap between it and HSET is the price of the lock
 check (a server-side script), the gap between it and qstate is qstate's own work.
+Since revisions, that script also appends the change to the state's log.
 The async flavour is then timed the same way against raw ``redis.asyncio``
 (set, get, get_all, incr), on one event loop, then with 100 calls in flight at
 once (a row's unit is one batch of 100), raw redis.asyncio using a blocking pool
@@ -125,7 +126,8 @@ def rows(url: str, run: dict[str, int]) -> list[Row]:
 
     def raw_script_set() -> Any:
         # the same EVALSHA qstate sends: shows what the script costs vs qstate's own work
-        return client.evalsha(lock_checked_set, 2, key, key + ":lock", "step", "1")
+        keys = (key, layout.lock_key(key), layout.log_key(key), layout.counter_key(key))
+        return client.evalsha(lock_checked_set, 4, *keys, "step", "1")
 
     def bump(data: dict[str, Any]) -> dict[str, Any]:
         return {**data, "n": data.get("n", 0) + 1}

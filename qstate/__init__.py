@@ -7,10 +7,12 @@ by a backend chosen by URL: ``memory://``, ``file:path/state.db`` (SQLite) or
 
 from ._async.registry import AsyncStateRegistry
 from ._async.state import AsyncState
+from ._changes import Change
 from ._codec import MAX_DEPTH, MAX_INTEGER, MIN_INTEGER
 from ._config import DEFAULT_URL, ResolvedURL, locate_url, resolve_url
 from ._errors import (
     BackendUnavailableError,
+    ChangesLostError,
     ConfigError,
     ConflictError,
     CorruptDataError,
@@ -36,6 +38,8 @@ __all__ = [
     "AsyncState",
     "AsyncStateRegistry",
     "BackendUnavailableError",
+    "Change",
+    "ChangesLostError",
     "ConfigError",
     "ConflictError",
     "CorruptDataError",

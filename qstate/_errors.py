@@ -9,6 +9,7 @@ Catch ``QStateError`` to handle anything qstate reports. The tree::
     ├── InvalidValueError        a value that is not a JSON value
     ├── CorruptDataError         stored data that qstate did not write
     ├── ConflictError            a lock held too long, or a transaction's lease lost
+    ├── ChangesLostError         a watcher fell behind the retained change log
     └── UsageError               an API misuse, such as writing to a state
                                  inside that state's own transaction()
 
@@ -50,3 +51,7 @@ class ConflictError(QStateError):
 
 class UsageError(QStateError):
     """The API was used in a way that cannot work (and would otherwise deadlock)."""
+
+
+class ChangesLostError(QStateError):
+    """A watcher asked for changes its state's log no longer holds (it fell behind)."""

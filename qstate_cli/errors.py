@@ -10,6 +10,7 @@ import sys
 
 from qstate import (
     BackendUnavailableError,
+    ChangesLostError,
     ConfigError,
     ConflictError,
     CorruptDataError,
@@ -59,6 +60,7 @@ _LIBRARY_CODES: list[tuple[type[QStateError], ExitCode]] = [
     (BackendUnavailableError, ExitCode.UNAVAILABLE),
     (CorruptDataError, ExitCode.UNAVAILABLE),
     (ConflictError, ExitCode.CONFLICT),
+    (ChangesLostError, ExitCode.CONFLICT),
 ]
 
 

@@ -79,6 +79,17 @@ class Flavour:
         else:
             self.run(manager.__aexit__(None, None, None))
 
+    def take(self, changes: Any, count: int) -> list[Any]:
+        """The next ``count`` items of a ``watch()`` iterator of either flavour."""
+        if not self.is_async:
+            return [next(changes) for _ in range(count)]
+
+        async def take() -> list[Any]:
+            return [await anext(changes) for _ in range(count)]
+
+        found: list[Any] = self.run(take())
+        return found
+
     def close(self) -> None:
         for registry in self._registries:
             self.run(registry.aclose() if self.is_async else registry.close())

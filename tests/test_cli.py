@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from qstate import StateRegistry
+from qstate._changes import LOG_SIZE
 from qstate_cli.main import app
 
 
@@ -322,13 +323,22 @@ def test_watch_prints_a_json_line_per_change(cli: Cli) -> None:
         time.sleep(0.4)
         with cli.registry() as registry:
             registry.state("Job").set("step", 2)
+            registry.state("Job").update(step=3, done=True)
 
     thread = threading.Thread(target=progress)
     thread.start()
-    result = cli("watch", "--interval", "0.05", "--count", "2", "Job")
+    # --since makes the test independent of when the watcher starts reading
+    result = cli("watch", "--since", "1", "--count", "2", "Job")
     thread.join()
     assert result.exit_code == 0
-    assert [json.loads(line) for line in result.stdout.splitlines()] == [{"step": 1}, {"step": 2}]
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    for line in lines:
+        assert list(line) == ["state", "scope", "rev", "time", "changes"]
+        assert line["time"].endswith("Z")
+    assert [(line["state"], line["scope"], line["rev"], line["changes"]) for line in lines] == [
+        ("Job", "", 2, [{"key": "step", "old": 1, "new": 2}]),
+        ("Job", "", 3, [{"key": "step", "old": 2, "new": 3}, {"key": "done", "new": True}]),
+    ]
 
 
 def _editor(tmp_path: Path, body: str) -> str:
@@ -430,3 +440,16 @@ def test_doctor_reports_the_cluster_state(redis_cluster: list[Any]) -> None:
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
     assert (report["mode"], report["cluster_state"]) == ("cluster", "ok")
+
+
+def test_watch_since_a_revision_no_longer_kept_exits_4(cli: Cli) -> None:
+    with cli.registry() as registry:
+        job = registry.state("Job")
+        for i in range(LOG_SIZE + 300):
+            job.set("i", i)
+    lost = cli("watch", "--since", "0", "--count", "1", "Job")
+    assert lost.exit_code == 4
+    assert "no longer kept" in lost.stderr
+    kept = cli("watch", "--since", str(LOG_SIZE + 299), "--count", "1", "Job")
+    assert kept.exit_code == 0
+    assert json.loads(kept.stdout)["rev"] == LOG_SIZE + 300

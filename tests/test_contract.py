@@ -6,9 +6,13 @@ for every (backend, flavour) pair from ``conftest.py``.
 
 from __future__ import annotations
 
+import asyncio
 import math
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import FrozenInstanceError
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -17,11 +21,13 @@ from qstate import (
     MAX_DEPTH,
     MAX_INTEGER,
     MIN_INTEGER,
+    ChangesLostError,
     InvalidNameError,
     InvalidValueError,
     StateInfo,
     UsageError,
 )
+from qstate._changes import LOG_SIZE
 from qstate._txguard import OPEN_COUNT
 from tests.conftest import Flavour
 
@@ -481,3 +487,151 @@ def test_registry_refuses_the_other_flavour(flavour: Flavour, backend_url: str) 
             flavour.state_class("X")(other.registry(backend_url))
     finally:
         other.close()
+
+
+# -- revisions and watch --------------------------------------------------------
+
+
+def _keeps_revisions(registry: Any) -> bool:
+    return bool(registry.backend.keeps_revisions)
+
+
+def test_every_change_gets_the_next_revision(
+    flavour: Flavour, registry: Any, make_state: Any
+) -> None:
+    """Writes number 1, 2, 3...; a write that changes nothing takes no number."""
+    run = flavour.run
+    state = make_state()
+    if not _keeps_revisions(registry):
+        with pytest.raises(UsageError, match="keeps no revisions"):
+            run(state.revision())
+        with pytest.raises(UsageError, match="keeps no revisions"):
+            state.watch()
+        return
+    assert run(state.revision()) == 0
+    steps: list[tuple[Callable[[], Any], int]] = [
+        (lambda: state.set("a", 1), 1),
+        (lambda: state.set("a", 1), 2),  # a set is a write, even of the same value
+        (lambda: state.update(b=[1], c="x"), 3),
+        (lambda: state.update(), 3),  # nothing written
+        (lambda: state.delete("missing"), 3),
+        (lambda: state.delete("c"), 4),
+        (lambda: state.incr("a", 2), 5),
+        (lambda: state.replace({"a": 3, "b": [1]}), 5),  # the same document
+        (lambda: state.replace({"a": 3, "b": [2]}), 6),
+        (lambda: state.modify(lambda d: d), 6),
+        (lambda: state.modify(lambda d: {**d, "d": None}), 7),
+        (lambda: state.clear(), 8),
+        (lambda: state.clear(), 8),
+        (lambda: state.set("a", True), 9),  # the count goes on after a clear
+    ]
+    for number, (step, expected) in enumerate(steps):
+        run(step())
+        assert run(state.revision()) == expected, f"step {number}"
+    with flavour.transaction(state) as data:
+        data["a"] = 1
+    assert run(state.revision()) == 10
+    with flavour.transaction(state):
+        pass
+    assert run(state.revision()) == 10, "a transaction that changed nothing"
+    assert run(make_state(scope="other").revision()) == 0, "per state and scope"
+
+
+def test_watch_yields_each_change_with_what_changed(
+    flavour: Flavour, registry: Any, make_state: Any
+) -> None:
+    if not _keeps_revisions(registry):
+        pytest.skip("checked by test_every_change_gets_the_next_revision")
+    run = flavour.run
+    state = make_state()
+    run(state.set("step", 1))
+    run(state.update(step=2, prompt="Введите телефон", nested={"a": [1, None]}))
+    run(state.incr("n", 2**62))
+    run(state.delete_many(["prompt", "missing"]))
+    with flavour.transaction(state) as data:
+        data["step"] = 3
+        del data["nested"]
+    run(state.clear())
+    changes = flavour.take(state.watch(since=0), 6)
+    assert [c.rev for c in changes] == [1, 2, 3, 4, 5, 6]
+    assert [c.changes for c in changes] == [
+        [{"key": "step", "new": 1}],
+        [
+            {"key": "step", "old": 1, "new": 2},
+            {"key": "prompt", "new": "Введите телефон"},
+            {"key": "nested", "new": {"a": [1, None]}},
+        ],
+        [{"key": "n", "new": 2**62}],
+        [{"key": "prompt", "old": "Введите телефон"}],
+        [{"key": "step", "old": 2, "new": 3}, {"key": "nested", "old": {"a": [1, None]}}],
+        [{"key": "step", "old": 3}, {"key": "n", "old": 2**62}],  # a clear lists every key
+    ]
+    for change in changes:
+        assert change.time.endswith("Z")
+        moment = datetime.fromisoformat(change.time.replace("Z", "+00:00"))
+        assert abs(moment.timestamp() - time.time()) < 600
+        with pytest.raises(FrozenInstanceError):
+            change.rev = 0
+    assert flavour.take(state.watch(since=4), 1)[0].rev == 5, "since=REV resumes after REV"
+    with pytest.raises(UsageError, match="ahead"):
+        flavour.take(state.watch(since=7), 1)
+    with pytest.raises(InvalidValueError):
+        state.watch(since=-1)
+
+
+def test_watch_sees_changes_made_while_it_waits(
+    flavour: Flavour, registry: Any, make_state: Any
+) -> None:
+    """A watcher blocked on the log is woken by writes made meanwhile, and misses none."""
+    if not _keeps_revisions(registry):
+        pytest.skip("checked by test_every_change_gets_the_next_revision")
+    state = make_state()
+    flavour.run(state.set("n", 0))
+    count = 50
+    if flavour.is_async:
+
+        async def scenario() -> list[Any]:
+            watcher = state.watch(since=1)
+
+            async def write() -> None:
+                for i in range(count):
+                    await asyncio.sleep(0.001 if i % 10 else 0.05)
+                    await state.incr("n")
+
+            writer = asyncio.create_task(write())
+            got = [await asyncio.wait_for(anext(watcher), 60) for _ in range(count)]
+            await writer
+            await watcher.aclose()
+            return got
+
+        changes = flavour.run(scenario())
+    else:
+
+        def write() -> None:
+            for i in range(count):
+                time.sleep(0.001 if i % 10 else 0.05)
+                state.incr("n")
+
+        thread = threading.Thread(target=write)
+        watcher = state.watch(since=1)
+        thread.start()
+        changes = [next(watcher) for _ in range(count)]
+        thread.join()
+    assert [c.rev for c in changes] == list(range(2, count + 2))
+    assert [c.changes[0]["new"] for c in changes] == list(range(1, count + 1))
+
+
+def test_a_watcher_too_far_behind_gets_an_error_not_a_gap(
+    flavour: Flavour, registry: Any, make_state: Any
+) -> None:
+    if not _keeps_revisions(registry):
+        pytest.skip("checked by test_every_change_gets_the_next_revision")
+    state = make_state()
+    writes = LOG_SIZE + 300
+    for i in range(writes):
+        flavour.run(state.set("i", i))
+    with pytest.raises(ChangesLostError, match="no longer kept"):
+        flavour.take(state.watch(since=0), 1)
+    [latest] = flavour.take(state.watch(since=writes - 1), 1)
+    assert latest.rev == writes
+    assert latest.changes == [{"key": "i", "old": writes - 2, "new": writes - 1}]

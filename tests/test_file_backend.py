@@ -62,7 +62,7 @@ def test_layout_is_readable_by_sqlite3(tmp_path: Path) -> None:
     ).fetchall()
     assert time.time() + 50 < expires_at <= time.time() + 60
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-    assert conn.execute("PRAGMA user_version").fetchone() == (1,)
+    assert conn.execute("PRAGMA user_version").fetchone() == (2,)
     assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
@@ -239,20 +239,23 @@ def test_write_without_ttl_keeps_the_state_expiry(tmp_path: Path) -> None:
 
 
 def _rows_changed(registry: StateRegistry, action: Any) -> int:
-    """Rows ``action`` inserted, updated or deleted, per SQLite's ``total_changes``.
+    """Value rows ``action`` inserted, updated or deleted, per SQLite's ``total_changes``.
 
     The count is per connection: a single-threaded registry reuses its one
-    pooled connection, which the identity check makes sure of.
+    pooled connection, which the identity check makes sure of. Each change
+    also appends one row to the change log (revisions); those are not counted.
     """
 
-    def probe(conn: sqlite3.Connection, now: float) -> tuple[sqlite3.Connection, int]:
-        return conn, conn.total_changes
+    def probe(conn: sqlite3.Connection, now: float) -> tuple[sqlite3.Connection, int, int]:
+        logged = conn.execute("SELECT count(*) FROM qstate_changes").fetchone()[0]
+        return conn, conn.total_changes, logged
 
-    conn, before = registry.backend._write(probe)  # type: ignore[attr-defined]
+    conn, before, logged_before = registry.backend._write(probe)  # type: ignore[attr-defined]
     action()
-    same, after = registry.backend._write(probe)  # type: ignore[attr-defined]
+    same, after, logged_after = registry.backend._write(probe)  # type: ignore[attr-defined]
     assert same is conn, "one pooled connection saw the whole action"
-    return int(after - before)
+    assert logged_after - logged_before <= 1, "one change-log row per change at most"
+    return int(after - before) - (logged_after - logged_before)
 
 
 def test_a_one_key_modify_writes_one_row(tmp_path: Path) -> None:

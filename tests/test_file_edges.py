@@ -100,7 +100,7 @@ def test_a_foreign_file_is_refused_and_left_byte_for_byte(
 
 def test_a_newer_layout_says_to_upgrade_and_is_left_alone(tmp_path: Path) -> None:
     newer = tmp_path / "state.db"
-    _sqlite(newer, LAYOUT, "PRAGMA user_version = 2", wal=True)
+    _sqlite(newer, LAYOUT, "PRAGMA user_version = 3", wal=True)
     before = _fingerprint(tmp_path)
     for args in (["get", "S", "a"], ["set", "S", "a", "1"]):
         result = qstate("--url", f"file:{newer}", *args)
@@ -337,3 +337,34 @@ def test_reads_on_a_full_disk(tmp_path: Path) -> None:
     full = qstate("--url", url, "set", "Doc", "k", "x" * 100_000, preexec_fn=_no_file_may_grow)
     assert full.returncode == 3
     assert qstate("--url", url, "get", "Doc", "k").stdout == "kept\n"
+
+
+def test_a_layout_1_file_reads_as_before_and_the_first_write_migrates_it(tmp_path: Path) -> None:
+    """Layout 2 adds the change log: a layout-1 file (qstate 0.1) keeps its data, reads
+    without being changed, and its first write adds the table in one transaction."""
+    db = tmp_path / "state.db"
+    _sqlite(
+        db,
+        LAYOUT,
+        "INSERT INTO qstate_values VALUES ('S', '', 'a', '1', NULL)",
+        "PRAGMA user_version = 1",
+        wal=True,
+    )
+    before = _fingerprint(tmp_path)["state.db"]
+    with StateRegistry(f"file:{db}") as registry:
+        state = registry.state("S")
+        assert state.get_all() == {"a": 1}
+        assert state.revision() == 0
+        assert _fingerprint(tmp_path)["state.db"] == before, "a read does not migrate"
+        state.set("b", 2)
+        assert state.get_all() == {"a": 1, "b": 2}
+        assert state.revision() == 1
+        assert [c.changes for c in _first(state.watch(since=0))] == [[{"key": "b", "new": 2}]]
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA user_version").fetchone() == (2,)
+    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    conn.close()
+
+
+def _first(changes: Iterator[Any]) -> list[Any]:
+    return [next(changes)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import multiprocessing
 import signal
 import subprocess
@@ -26,8 +27,16 @@ from qstate import (
     State,
     StateRegistry,
 )
+from qstate._changes import LINGER
 from qstate._keys import StateKey
-from qstate.backends.redis.layout import data_key, parse_data_key, parse_url, scan_pattern
+from qstate.backends.redis.layout import (
+    counter_key,
+    data_key,
+    log_key,
+    parse_data_key,
+    parse_url,
+    scan_pattern,
+)
 from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
@@ -53,7 +62,14 @@ def test_layout_is_one_hash_per_state_readable_by_redis_cli(redis_url: str) -> N
         MyState(registry).update(state="await_phone", step=1, prompt="Введите телефон")
         MyState(registry, scope="user:42", ttl=60).set("nested", {"a": [1, None]})
     client = raw(redis_url)
-    assert sorted(client.keys("*")) == [b"app:{MyState:user:42}", b"app:{MyState}"]
+    assert sorted(client.keys("*")) == [
+        b"app:{MyState:user:42}",
+        b"app:{MyState:user:42}:log",
+        b"app:{MyState:user:42}:rev",
+        b"app:{MyState}",
+        b"app:{MyState}:log",
+        b"app:{MyState}:rev",
+    ]
     assert client.type("app:{MyState}") == b"hash"
     assert client.hgetall("app:{MyState}") == {
         b"state": b'"await_phone"',
@@ -63,6 +79,27 @@ def test_layout_is_one_hash_per_state_readable_by_redis_cli(redis_url: str) -> N
     assert client.hget("app:{MyState:user:42}", "nested") == b'{"a":[1,null]}'
     assert 55_000 < client.pttl("app:{MyState:user:42}") <= 60_000
     assert client.pttl("app:{MyState}") == -1
+    # the change log: a stream per state, its entry ID <epoch>-<rev>
+    assert client.type("app:{MyState}:log") == b"stream"
+    entries: list[tuple[bytes, dict[bytes, bytes]]] = client.xrange("app:{MyState}:log")  # type: ignore[assignment]
+    [(entry_id, fields)] = entries
+    assert entry_id.endswith(b"-1")
+    assert json.loads(fields[b"c"])[2] == {"key": "prompt", "new": "Введите телефон"}
+    assert client.pttl("app:{MyState}:log") == -1, "no expiry while the state has none"
+    counter: dict[bytes, bytes] = client.hgetall("app:{MyState}:rev")  # type: ignore[assignment]
+    assert counter[b"rev"] == b"1"
+    assert entry_id == counter[b"epoch"] + b"-1", "the log's ID: <epoch>-<rev>"
+    assert client.pttl("app:{MyState}:rev") == -1
+    log_ttl = client.pttl("app:{MyState:user:42}:log")
+    assert 55_000 + LINGER * 1000 < log_ttl <= 60_000 + LINGER * 1000, "the state's TTL + LINGER"
+    with StateRegistry(redis_url + "?prefix=app") as registry:
+        MyState(registry).clear()
+        assert 0 < client.pttl("app:{MyState}:log") <= LINGER * 1000, "LINGER once gone"
+        assert 0 < client.pttl("app:{MyState}:rev") <= LINGER * 1000
+        MyState(registry).set("again", 1)
+        assert client.pttl("app:{MyState}:log") == -1, "a state re-created without a TTL"
+        assert client.pttl("app:{MyState}:rev") == -1
+        assert MyState(registry).revision() == 3, "the count went on after the clear"
 
 
 def test_a_state_and_its_lock_share_a_cluster_slot() -> None:
@@ -71,6 +108,10 @@ def test_a_state_and_its_lock_share_a_cluster_slot() -> None:
     for scope in ("", "u1", "chat:-100123", "user@example.org"):
         key = data_key("qstate", StateKey("Checkout", scope))
         assert key_slot(key.encode()) == key_slot((key + ":lock").encode())
+        assert key_slot(key.encode()) == key_slot(log_key(key).encode())
+        assert key_slot(key.encode()) == key_slot(counter_key(key).encode())
+        assert parse_data_key("qstate", log_key(key)) is None
+        assert parse_data_key("qstate", counter_key(key)) is None
         assert parse_data_key("qstate", key) == StateKey("Checkout", scope)
     assert parse_data_key("qstate", "qstate:{Checkout}:lock") is None
     assert parse_data_key("qstate", "other:{Checkout}") is None

@@ -10,16 +10,28 @@ default built on them (a read on ``get_all``, every write as one
 ``transaction``), so a third-party backend of a few dozen lines is complete
 (``tests/example_backend.py`` is one, and passes the contract suite). The
 built-in backends override the defaults to make them one round trip.
+
+Revisions and ``watch`` are not defaulted: a correct default would need the
+revision stored with the document, and the core has nowhere but the document
+itself to keep it (a reserved key every reader would see and every writer could
+clobber), and a watcher would have to poll whole documents, which is exactly
+what ``watch`` exists to avoid. So a backend says whether it keeps revisions
+(``keeps_revisions``); one that does not refuses ``revision()`` and ``watch()``
+with a UsageError naming the backend (the contract suite checks both sides),
+and one that does implements both, appending each change to a log in the same
+atomic step as the write (see ``qstate._changes`` for the rules).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+from .._changes import Change
 from .._codec import JSONValue
+from .._errors import UsageError
 from .._keys import StateKey
 from .._model import MISSING, Document, Modifier, StateInfo, _Missing, add, apply_modifier
 
@@ -37,6 +49,9 @@ class AsyncBackend(ABC):
     transaction would wait for the block itself, so the state layer refuses it
     at once with UsageError when this is true.
     """
+
+    keeps_revisions: bool = False
+    """Whether this backend numbers changes and can ``watch`` them (see the module)."""
 
     # -- the core: what every backend implements -----------------------------
 
@@ -109,6 +124,28 @@ class AsyncBackend(ABC):
         async with self.transaction(key, ttl) as current:
             current.clear()
             current.update(data)
+
+    # -- revisions: refused unless the backend keeps them ---------------------
+
+    async def revision(self, key: StateKey) -> int:
+        """The state's latest revision (0 if it has none)."""
+        raise self._no_revisions()
+
+    def watch(
+        self, key: StateKey, since: int | None, timeout: float | None
+    ) -> AsyncIterator[Change]:
+        """Every change after revision ``since`` (default: the latest), in order.
+
+        Ends when no change came for ``timeout`` seconds (never if ``None``).
+        Raises ChangesLostError when the log no longer holds the next change.
+        """
+        raise self._no_revisions()
+
+    def _no_revisions(self) -> UsageError:
+        return UsageError(
+            f"the backend {self.url or type(self).__name__} keeps no revisions, "
+            "so it cannot number or watch changes; use memory://, file: or redis://"
+        )
 
     async def health(self) -> dict[str, Any]:
         """Facts for ``qstate doctor`` (server version, integrity...).

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from .._changes import Change
 from .._codec import JSONValue, check_value
 from .._errors import InvalidValueError, UsageError
 from .._keys import StateKey, check_key, check_name, check_scope
@@ -198,6 +199,34 @@ class State:
         """
         self._guard(True)
         return self._backend.modify(self._key, fn, self._ttl)
+
+    def revision(self) -> int:
+        """The state's latest revision: every change numbers it 1, 2, 3... (0: none yet).
+
+        Compare it with a change's ``rev``, or pass it to ``watch(since=...)``
+        to follow the state from exactly this point.
+        """
+        self._guard(False)
+        return self._backend.revision(self._key)
+
+    def watch(self, since: int | None = None, *, timeout: float | None = None) -> Iterator[Change]:
+        """Iterate over every change of the state, in revision order, as it happens.
+
+        Without ``since`` it starts after the revision current when iteration
+        begins; ``since=REV`` resumes after REV (``0``: from the oldest change
+        still kept), so passing a ``revision()`` read earlier misses nothing in
+        between. It never skips or repeats a change: when the
+        changes it needs are no longer kept (it fell more than the log's size
+        behind) it raises ChangesLostError. Iteration waits for the next
+        change; with ``timeout`` it ends after that many seconds without one
+        (as kafka-python's ``consumer_timeout_ms`` does), so a caller can keep
+        a deadline of its own.
+        """
+        if since is not None and (type(since) is not int or since < 0):
+            raise InvalidValueError(f"since must be a revision (an int >= 0), not {since!r}")
+        if timeout is not None and (type(timeout) not in (int, float) or not timeout > 0):
+            raise InvalidValueError(f"timeout must be a number of seconds > 0, not {timeout!r}")
+        return self._backend.watch(self._key, since, timeout)
 
     @contextmanager
     def transaction(self) -> Iterator[Document]:

@@ -11,10 +11,11 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from ..._async.backend import AsyncBackend
+from ..._changes import Change
 from ..._codec import JSONValue
 from ..._keys import StateKey
 from ..._model import Document, Modifier, StateInfo, _Missing
-from ._sync import FileBackend
+from ._sync import POLL_INTERVAL, FileBackend
 
 __all__ = ["AsyncFileBackend"]
 
@@ -25,6 +26,7 @@ class AsyncFileBackend(AsyncBackend):
     """The async twin: every SQLite call runs in a worker thread, never on the loop."""
 
     locks_store_in_transaction = True
+    keeps_revisions = True
 
     def __init__(self, sync: FileBackend) -> None:
         self.sync = sync
@@ -92,6 +94,22 @@ class AsyncFileBackend(AsyncBackend):
     def _abort_when_begun(self, begun: asyncio.Future[Any]) -> None:
         if not begun.cancelled() and begun.exception() is None:
             asyncio.get_running_loop().run_in_executor(None, self.sync.abort, begun.result().conn)
+
+    async def revision(self, key: StateKey) -> int:
+        return await asyncio.to_thread(self.sync.revision, key)
+
+    async def watch(
+        self, key: StateKey, since: int | None, timeout: float | None
+    ) -> AsyncIterator[Change]:
+        follower = await asyncio.to_thread(self.sync.follower, key, since)
+        while True:
+            changes = await asyncio.to_thread(follower.poll)
+            for change in changes:
+                yield change
+            if not changes:
+                if follower.idle(timeout):
+                    return
+                await asyncio.sleep(POLL_INTERVAL)
 
     async def health(self) -> dict[str, Any]:
         return await asyncio.to_thread(self.sync.health)

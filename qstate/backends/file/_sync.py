@@ -9,6 +9,10 @@ The database runs in WAL mode, so readers never wait for writers. Every write
 is one ``BEGIN IMMEDIATE`` transaction, so a read-modify-write is atomic across
 processes. Connections are pooled, each used by one thread at a time; a forked
 child never touches its parent's connections.
+
+Every write that changes a state appends its change to ``qstate_changes`` in
+that same transaction (see ``layout``); ``watch`` polls that table by revision
+every ``POLL_INTERVAL`` seconds, one primary-key seek that reads nothing else.
 """
 
 from __future__ import annotations
@@ -25,8 +29,15 @@ from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 from urllib.parse import quote
 
+from ..._changes import LINGER, LOG_SIZE, Change, decode_changes, iso_time, text_entry
 from ..._codec import JSONValue, decode, encode
-from ..._errors import BackendUnavailableError, ConfigError, CorruptDataError
+from ..._errors import (
+    BackendUnavailableError,
+    ChangesLostError,
+    ConfigError,
+    CorruptDataError,
+    UsageError,
+)
 from ..._keys import StateKey
 from ..._model import (
     MISSING,
@@ -47,6 +58,10 @@ _MAX_IDLE = 16
 _PURGE_INTERVAL = 60.0
 """At most this often (seconds) a write also deletes every expired row."""
 _T = TypeVar("_T")
+POLL_INTERVAL = 0.05
+"""Seconds between two reads of the change log by a watcher with nothing new."""
+_RESTART_CHECK = 1.0
+"""Seconds between a quiet watcher's checks that the state's count did not restart."""
 
 # Connections inherited from a parent process are never closed or used by the
 # child (SQLite forbids carrying a connection across fork); they are kept
@@ -89,6 +104,8 @@ class FileBackend(Backend):
     locks_store_in_transaction = True
     """SQLite has one write lock per database: a transaction() blocks every writer."""
 
+    keeps_revisions = True
+
     def __init__(self, path: Path | str, synchronous: str = "NORMAL", timeout: float = 10.0):
         self.path = Path(path)
         self.url = f"file:{self.path}"
@@ -98,6 +115,9 @@ class FileBackend(Backend):
         self._readers = threading.local()
         self._writer = threading.Lock()
         self._ready = False
+        """The file holds the current layout (so writers may write)."""
+        self._readable = False
+        """The file holds a qstate layout, current or older (so readers may read)."""
         self._ready_lock = threading.Lock()
         self._next_purge = 0.0
         _LIVE_BACKENDS.add(self)
@@ -126,12 +146,14 @@ class FileBackend(Backend):
         ``False`` means an empty file or a database with nothing in it, which
         the first write initializes. The answer "ours" is remembered.
         """
-        if self._ready:
+        if self._readable:
             return True
         with self._ready_lock:
-            if not self._ready:
-                self._ready = sql.inspect(self.path) == sql.SCHEMA_VERSION
-        return self._ready
+            if not self._readable:
+                version = sql.inspect(self.path)
+                self._readable = version != 0
+                self._ready = version == sql.SCHEMA_VERSION
+        return self._readable
 
     def _prepare_for_writing(self) -> None:
         """Create the directories (0700) and the database (0600), or check the file is ours."""
@@ -155,7 +177,7 @@ class FileBackend(Backend):
                     time.sleep(0.02)
                 finally:
                     conn.close()
-            self._ready = True
+            self._ready = self._readable = True
 
     def _open(self) -> sqlite3.Connection:
         """A read-write connection, for writers only."""
@@ -271,7 +293,39 @@ class FileBackend(Backend):
     def _purge(self, conn: sqlite3.Connection, now: float) -> None:
         """Delete every expired row (inside a write; at most every _PURGE_INTERVAL)."""
         self._next_purge = now + _PURGE_INTERVAL
+        conn.execute(sql.PURGE_CHANGES, (now, now - LINGER))
         conn.execute(sql.DELETE_ALL_EXPIRED, (now,))
+
+    @staticmethod
+    def _log(
+        conn: sqlite3.Connection,
+        now: float,
+        key: StateKey,
+        statement: str = sql.LOG_CHANGE,
+        field: str | None = None,
+        text: str | None = None,
+        changes: str | None = None,
+    ) -> None:
+        """Append a change with the state's next revision; trim the log now and then."""
+        name, scope = key
+        if changes is None:  # LOG_SET: parameters ?1 to ?5
+            params: tuple[Any, ...] = (name, scope, field, now, text)
+        else:  # LOG_CHANGE: ?1, ?2, ?4 and ?7
+            params = (name, scope, None, now, None, None, changes)
+        rev = conn.execute(statement, params).fetchone()[0]
+        if rev % sql.TRIM_EVERY == 0:
+            conn.execute(sql.TRIM_CHANGES, (name, scope, rev - LOG_SIZE))
+
+    def _log_texts(
+        self,
+        conn: sqlite3.Connection,
+        now: float,
+        key: StateKey,
+        entries: list[str],
+    ) -> None:
+        """Append a change built from ``text_entry`` pieces, if there are any."""
+        if entries:
+            self._log(conn, now, key, changes="[" + ",".join(entries) + "]")
 
     def _decode(self, text: str, key: StateKey, field: str) -> JSONValue:
         try:
@@ -336,14 +390,27 @@ class FileBackend(Backend):
     # -- writes ------------------------------------------------------------
 
     def set(self, key: StateKey, field: str, value: JSONValue, ttl: float | None) -> None:
-        self._write(self._put, key, [(field, encode(value))], ttl)
+        text = encode(value)
+
+        def body(conn: sqlite3.Connection, now: float) -> None:
+            self._log(conn, now, key, sql.LOG_SET, field, text)  # reads the old value
+            self._put(conn, now, key, [(field, text)], ttl)
+
+        self._write(body)
 
     def update(self, key: StateKey, mapping: Document, ttl: float | None) -> Document:
         rows = [(field, encode(value)) for field, value in mapping.items()]
 
         def body(conn: sqlite3.Connection, now: float) -> Document:
+            before = conn.execute(sql.GET_ALL, (*key, None, now)).fetchall()
+            texts = {field: text for field, text, _ in before}
+            self._log_texts(
+                conn, now, key, [text_entry(f, texts.get(f), text) for f, text in rows]
+            )
             self._put(conn, now, key, rows, ttl)
-            return self._read_all(conn, key, now)[0]
+            result = {field: self._decode(text, key, field) for field, text, _ in before}
+            result.update(mapping)
+            return result
 
         return self._write(body)
 
@@ -352,12 +419,15 @@ class FileBackend(Backend):
             return 0  # nothing to delete: creating the database would be all it did
 
         def body(conn: sqlite3.Connection, now: float) -> int:
-            removed = 0
+            removed = []
             for field in fields:
-                removed += conn.execute(sql.DELETE_KEY, (*key, field, now)).rowcount
+                row = conn.execute(sql.DELETE_KEY_RETURNING, (*key, field, now)).fetchone()
+                if row is not None:
+                    removed.append(text_entry(field, row[0], None))
             if removed and ttl is not None:
                 conn.execute(sql.REFRESH_EXPIRY, (*key, None, None, None, now + ttl))
-            return removed
+            self._log_texts(conn, now, key, removed)
+            return len(removed)
 
         return self._write(body)
 
@@ -366,8 +436,9 @@ class FileBackend(Backend):
             return False
 
         def body(conn: sqlite3.Connection, now: float) -> bool:
-            live = conn.execute(sql.COUNT_LIVE, (*key, None, now)).fetchone()[0]
+            live = conn.execute(sql.GET_ALL, (*key, None, now)).fetchall()
             conn.execute(sql.DELETE_STATE, key)
+            self._log_texts(conn, now, key, [text_entry(f, text, None) for f, text, _ in live])
             return bool(live)
 
         return self._write(body)
@@ -381,16 +452,17 @@ class FileBackend(Backend):
             # Delete then insert, as a transaction's commit does, so that the
             # keys read back in the new mapping's order; the expiry is kept
             # unless a TTL is given.
+            before = conn.execute(sql.GET_ALL, (*key, None, now)).fetchall()
             if ttl is not None:
                 expires: float | None = now + ttl
             else:
-                row = conn.execute(sql.EXPIRY_OF_STATE, (*key, None, now)).fetchone()
-                expires = None if row is None else row[0]
+                expires = before[0][2] if before else None
             conn.execute(sql.DELETE_STATE, key)
             conn.executemany(
                 sql.UPSERT_WITH_EXPIRY,
                 [(*key, field, None, text, expires) for field, text in rows],
             )
+            self._log_texts(conn, now, key, _text_diff({f: t for f, t, _ in before}, rows))
 
         self._write(body)
 
@@ -401,7 +473,9 @@ class FileBackend(Backend):
             row = conn.execute(sql.GET, (*key, field, now)).fetchone()
             current = MISSING if row is None else self._decode(row[0], key, field)
             result = add(current, amount, field)
-            self._put(conn, now, key, [(field, encode(result))], ttl)
+            text = encode(result)
+            self._log_texts(conn, now, key, [text_entry(field, row and row[0], text)])
+            self._put(conn, now, key, [(field, text)], ttl)
             return result
 
         return self._write(body)
@@ -466,6 +540,8 @@ class FileBackend(Backend):
                 conn.executemany(
                     sql.UPSERT_WITH_EXPIRY, [(*key, f, None, t, new_expiry) for f, t in rows]
                 )
+            # ``stored`` was read in this same write transaction, so it is what changed from.
+            self._log_texts(conn, now, key, _text_diff(stored, rows))
             conn.execute("COMMIT")
         except (sqlite3.Error, OSError) as exc:
             raise sql.translate(exc, self.path) from exc
@@ -501,6 +577,26 @@ class FileBackend(Backend):
             raise
         return self.commit(begun, key, new, ttl)
 
+    # -- revisions ---------------------------------------------------------
+
+    def revision(self, key: StateKey) -> int:
+        latest = self._read(_latest_change, key)
+        return 0 if latest is None else latest[0]
+
+    def follower(self, key: StateKey, since: int | None) -> _Follower:
+        """A reader of the state's change log from ``since`` (both flavours use it)."""
+        return _Follower(self, key, since)
+
+    def watch(self, key: StateKey, since: int | None, timeout: float | None) -> Iterator[Change]:
+        follower = self.follower(key, since)
+        while True:
+            changes = follower.poll()
+            yield from changes
+            if not changes:
+                if follower.idle(timeout):
+                    return
+                time.sleep(POLL_INTERVAL)
+
     def health(self) -> dict[str, Any]:
         def check(conn: sqlite3.Connection) -> dict[str, Any]:
             integrity = [row[0] for row in conn.execute("PRAGMA integrity_check")]
@@ -532,6 +628,98 @@ class FileBackend(Backend):
             del self._readers.conn
         for conn in idle:
             conn.close()
+
+
+def _text_diff(old: dict[str, str], after: list[tuple[str, str]]) -> list[str]:
+    """Changed keys between stored ``{key: json_text}`` and ``(key, json_text)`` pairs."""
+    new = dict(after)
+    found = [
+        text_entry(field, old.get(field), text) for field, text in after if old.get(field) != text
+    ]
+    found += [text_entry(field, text, None) for field, text in old.items() if field not in new]
+    return found
+
+
+def _latest_change(conn: sqlite3.Connection, key: StateKey) -> tuple[int, float] | None:
+    """The state's latest (rev, epoch); ``None`` without one, or in a layout-1 file."""
+    try:
+        return conn.execute(sql.LATEST_CHANGE, key).fetchone()  # type: ignore[no-any-return]
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return None  # a layout-1 file, not yet migrated: no change logged
+        raise
+
+
+def _changes_after(conn: sqlite3.Connection, key: StateKey, rev: int) -> list[Any]:
+    try:
+        return conn.execute(sql.CHANGES_AFTER, (*key, rev)).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return []
+        raise
+
+
+class _Follower:
+    """Reads a state's change log in order, one poll at a time (no sleeping here).
+
+    Its position is ``(epoch, rev)``: a row of another epoch means the state's
+    count restarted (a new life after its log lingered out), which it follows
+    from rev 1; a row further than the next revision means changes were lost.
+    """
+
+    def __init__(self, backend: FileBackend, key: StateKey, since: int | None) -> None:
+        self.backend = backend
+        self.key = key
+        latest = backend._read(_latest_change, key)
+        self.epoch: float | None = None if latest is None else latest[1]
+        rev = 0 if latest is None else latest[0]
+        self.position = rev if since is None else since
+        if self.position > rev:
+            raise UsageError(f"revision {self.position} of {key} is ahead of its latest, {rev}")
+        self.next_check = time.monotonic() + _RESTART_CHECK
+        self.last_change = time.monotonic()
+
+    def idle(self, timeout: float | None) -> bool:
+        """Whether no change came for ``timeout`` seconds (the watch then ends)."""
+        return timeout is not None and time.monotonic() - self.last_change >= timeout
+
+    def poll(self) -> list[Change]:
+        """The changes logged since the last poll (maybe none)."""
+        rows = self.backend._read(_changes_after, self.key, self.position) or []
+        if not rows:
+            if time.monotonic() >= self.next_check:
+                self.next_check = time.monotonic() + _RESTART_CHECK
+                latest = self.backend._read(_latest_change, self.key)
+                if latest is not None and (latest[1] != self.epoch or latest[0] < self.position):
+                    self.epoch, self.position = latest[1], 0  # a new life: from its rev 1
+                    return self.poll()
+            return []
+        found: list[Change] = []
+        for rev, epoch, when, body in rows:
+            if epoch != self.epoch:
+                if self.epoch is not None or self.position != 0:
+                    if found:
+                        break  # deliver these first; the next poll restarts
+                    self.epoch, self.position = epoch, 0
+                    return self.poll()
+                self.epoch = epoch
+            if rev != self.position + 1:
+                raise ChangesLostError(
+                    f"changes {self.position + 1}..{rev - 1} of {self.key} are no longer kept "
+                    f"in {self.backend.path} (the log holds the last {LOG_SIZE}); "
+                    "read the state anew"
+                )
+            try:
+                changes = decode_changes(body)
+            except ValueError as exc:
+                raise CorruptDataError(
+                    f"{self.backend.path}: change {rev} of {self.key} is not JSON: {exc}"
+                ) from None
+            found.append(Change(rev, iso_time(when), changes))
+            self.position = rev
+        if found:
+            self.last_change = time.monotonic()
+        return found
 
 
 def _fetch_all(conn: sqlite3.Connection, statement: str, params: tuple[Any, ...]) -> list[Any]:

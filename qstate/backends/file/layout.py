@@ -19,6 +19,26 @@ and are deleted by later writes. ``PRAGMA user_version`` is the layout version.
 
 Expiry lives in the row itself so that a plain ``set`` is one INSERT, the same
 statement count as a bare upsert.
+
+Layout 2 adds the change log (layout 1 files are migrated by the first write,
+in one ``BEGIN IMMEDIATE`` transaction; until then they read as before)::
+
+    CREATE TABLE qstate_changes (
+        state   TEXT NOT NULL,
+        scope   TEXT NOT NULL,
+        rev     INTEGER NOT NULL,     -- 1, 2, 3... per state and scope
+        epoch   REAL NOT NULL,        -- Unix time this count began (a new life restarts it)
+        time    REAL NOT NULL,        -- Unix time of the change
+        changes TEXT NOT NULL,        -- JSON: [{"key": k, "old": v, "new": v}, ...]
+        PRIMARY KEY (state, scope, rev)
+    ) WITHOUT ROWID;
+
+A write appends its row in its own transaction, the revision computed by the
+INSERT itself (the last row's ``rev`` + 1), so two statements still make a
+``set``: this INSERT, which also reads the old value, and the upsert. Every
+100th revision also deletes the rows more than ``LOG_SIZE`` behind. Rows of a
+state gone (no live key) with no change for ``LINGER`` seconds are deleted by
+the periodic purge; the next write then starts a new life (a new ``epoch``).
 """
 
 from __future__ import annotations
@@ -31,9 +51,13 @@ from urllib.parse import quote
 
 from ..._errors import BackendUnavailableError, ConfigError, CorruptDataError, QStateError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+MIGRATES = (1,)
+"""Older layouts the first write migrates (readers read them as they are)."""
 COLUMNS = ("state", "scope", "key", "value", "expires_at")
 TABLE = "qstate_values"
+CHANGES_TABLE = "qstate_changes"
+CHANGES_COLUMNS = ("state", "scope", "rev", "epoch", "time", "changes")
 _MAGIC = b"SQLite format 3\x00"
 _OWN_OBJECTS = (  # every schema object but SQLite's own (sqlite_sequence, sqlite_stat1...)
     "SELECT type, name, tbl_name FROM sqlite_master WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
@@ -50,11 +74,21 @@ SCHEMA = (
     )""",
     """CREATE INDEX IF NOT EXISTS qstate_values_expiry
         ON qstate_values (expires_at) WHERE expires_at IS NOT NULL""",
+    """CREATE TABLE IF NOT EXISTS qstate_changes (
+        state   TEXT NOT NULL,
+        scope   TEXT NOT NULL,
+        rev     INTEGER NOT NULL,
+        epoch   REAL NOT NULL,
+        time    REAL NOT NULL,
+        changes TEXT NOT NULL,
+        PRIMARY KEY (state, scope, rev)
+    ) WITHOUT ROWID""",
 )
 
 # Parameters, numbered alike in every statement: ?1 state, ?2 scope, ?3 key,
-# ?4 now (Unix time), ?5 value (JSON text), ?6 new expiry. A statement takes as
-# many parameters as its highest number; unused lower ones are passed as None.
+# ?4 now (Unix time), ?5 value (JSON text), ?6 new expiry, ?7 changes (JSON text).
+# A statement takes as many parameters as its highest number; unused lower ones
+# are passed as None.
 LIVE = "(expires_at IS NULL OR expires_at > ?4)"
 
 GET = f"SELECT value FROM qstate_values WHERE state = ?1 AND scope = ?2 AND key = ?3 AND {LIVE}"  # noqa: S608
@@ -79,17 +113,62 @@ UPSERT_WITH_EXPIRY = """
     ON CONFLICT (state, scope, key)
     DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at"""
 
-EXPIRY_OF_STATE = (
-    f"SELECT expires_at FROM qstate_values WHERE state = ?1 AND scope = ?2 AND {LIVE} LIMIT 1"  # noqa: S608
-)
 DELETE_EXPIRED_OF_STATE = (
     "DELETE FROM qstate_values WHERE state = ?1 AND scope = ?2 AND expires_at <= ?4"
 )
 REFRESH_EXPIRY = "UPDATE qstate_values SET expires_at = ?6 WHERE state = ?1 AND scope = ?2"
 DELETE_KEY = f"DELETE FROM qstate_values WHERE state = ?1 AND scope = ?2 AND key = ?3 AND {LIVE}"  # noqa: S608
+DELETE_KEY_RETURNING = DELETE_KEY + " RETURNING value"
 DELETE_STATE = "DELETE FROM qstate_values WHERE state = ?1 AND scope = ?2"
-COUNT_LIVE = f"SELECT count(*) FROM qstate_values WHERE state = ?1 AND scope = ?2 AND {LIVE}"  # noqa: S608
 DELETE_ALL_EXPIRED = "DELETE FROM qstate_values WHERE expires_at <= ?"
+# -- the change log ----------------------------------------------------------
+# The next revision and the epoch come from the state's last row (a seek on the
+# primary key); without one, a new life begins: rev 1, epoch now.
+_NEXT_REVISION = """
+    INSERT INTO qstate_changes (state, scope, rev, epoch, time, changes)
+    SELECT ?1, ?2, coalesce(last.rev, 0) + 1, coalesce(last.epoch, ?4), ?4, {changes}
+    FROM (SELECT 1) LEFT JOIN (
+        SELECT rev, epoch FROM qstate_changes WHERE state = ?1 AND scope = ?2
+        ORDER BY rev DESC LIMIT 1) AS last
+    RETURNING rev"""
+
+LOG_CHANGE = _NEXT_REVISION.format(changes="?7")
+"""Append a change whose JSON text the caller built."""
+
+LOG_SET = _NEXT_REVISION.format(
+    changes=f"""(SELECT CASE WHEN old.value IS NULL
+                 THEN json_array(json_object('key', ?3, 'new', json(?5)))
+                 ELSE json_array(json_object('key', ?3, 'old', json(old.value), 'new', json(?5)))
+                 END
+            FROM (SELECT 1) LEFT JOIN (
+                SELECT value FROM qstate_values
+                WHERE state = ?1 AND scope = ?2 AND key = ?3 AND {LIVE}) AS old)"""  # noqa: S608
+)
+"""Append the change of a ``set`` of ?3 to ?5, reading the old value itself: run
+before the upsert, it keeps a ``set`` at two statements."""
+
+TRIM_CHANGES = "DELETE FROM qstate_changes WHERE state = ?1 AND scope = ?2 AND rev <= ?3"
+TRIM_EVERY = 100
+"""Every this many revisions a write deletes the rows more than LOG_SIZE behind."""
+
+LATEST_CHANGE = (
+    "SELECT rev, epoch FROM qstate_changes WHERE state = ?1 AND scope = ?2 "
+    "ORDER BY rev DESC LIMIT 1"
+)
+CHANGES_AFTER = (
+    "SELECT rev, epoch, time, changes FROM qstate_changes "
+    "WHERE state = ?1 AND scope = ?2 AND rev > ?3 ORDER BY rev LIMIT 1000"
+)
+PURGE_CHANGES = """
+    DELETE FROM qstate_changes WHERE (state, scope) IN (
+        SELECT c.state, c.scope FROM qstate_changes AS c
+        GROUP BY c.state, c.scope HAVING max(c.time) < ?2
+    ) AND NOT EXISTS (
+        SELECT 1 FROM qstate_values AS v
+        WHERE v.state = qstate_changes.state AND v.scope = qstate_changes.scope
+          AND (v.expires_at IS NULL OR v.expires_at > ?2))"""
+"""?1 now, ?2 now - LINGER: forget the logs of states gone for LINGER seconds."""
+
 LIST = (
     "SELECT state, scope, count(*), max(expires_at) FROM qstate_values "
     "WHERE state LIKE ? ESCAPE '\\' AND (expires_at IS NULL OR expires_at > ?) "
@@ -139,10 +218,11 @@ def inspect(path: Path) -> int:
     schema = _read_schema(path)
     if schema is None:
         return 0  # missing, or created by a qstate writer that has not initialized it yet
-    version, objects, columns = schema
+    version, objects, columns, changes = schema
     if not objects and version == 0:
         return 0
-    others = sorted({name for kind, name, table in objects if table != TABLE})
+    own = (TABLE, CHANGES_TABLE) if version >= 2 else (TABLE,)
+    others = sorted({name for kind, name, table in objects if table not in own})
     if not columns:
         what = f"tables {', '.join(others)}" if others else f"user_version {version}"
         raise _foreign(path, f"it holds {what} and no {TABLE} table")
@@ -150,7 +230,7 @@ def inspect(path: Path) -> int:
         raise ConfigError(
             f"{path} was written by a newer qstate (layout {version}); upgrade qstate"
         )
-    if version != SCHEMA_VERSION:
+    if version != SCHEMA_VERSION and version not in MIGRATES:
         raise _foreign(path, f"its user_version is {version}, not the layout {SCHEMA_VERSION}")
     if columns != COLUMNS:
         raise _foreign(
@@ -158,14 +238,21 @@ def inspect(path: Path) -> int:
         )
     if others:
         raise _foreign(path, f"it also holds {', '.join(others)}, which qstate did not create")
+    if version >= 2 and changes != CHANGES_COLUMNS:
+        raise _foreign(
+            path,
+            f"its {CHANGES_TABLE} table has columns {', '.join(changes) or 'none'}, "
+            f"not {', '.join(CHANGES_COLUMNS)}",
+        )
     return version
 
 
-_Schema = tuple[int, list[tuple[str, str, str]], tuple[str, ...]]
+_Schema = tuple[int, list[tuple[str, str, str]], tuple[str, ...], tuple[str, ...]]
 
 
 def _read_schema(path: Path) -> _Schema | None:
-    """``(user_version, objects, qstate_values columns)``, or None for no database yet.
+    """``(user_version, objects, qstate_values columns, qstate_changes columns)``,
+    or None for no database yet.
 
     An immutable read sees the file as it is, so it is trusted only if the file
     did not change while it was read (another process may be checkpointing a
@@ -192,6 +279,9 @@ def _read_schema(path: Path) -> _Schema | None:
                 version = int(conn.execute("PRAGMA user_version").fetchone()[0])
                 objects = conn.execute(_OWN_OBJECTS).fetchall()
                 columns = tuple(row[1] for row in conn.execute(f"PRAGMA table_info({TABLE})"))
+                changes = tuple(
+                    row[1] for row in conn.execute(f"PRAGMA table_info({CHANGES_TABLE})")
+                )
             finally:
                 conn.close()
         except sqlite3.Error as exc:
@@ -199,7 +289,7 @@ def _read_schema(path: Path) -> _Schema | None:
                 raise translate(exc, path) from exc
             continue
         if not immutable or _signature(path) == before:
-            return version, objects, columns
+            return version, objects, columns, changes
         time.sleep(0.01)
     raise BackendUnavailableError(f"{path} kept changing while qstate inspected it; retry")
 
@@ -224,7 +314,12 @@ def _foreign(path: Path, why: str) -> CorruptDataError:
 
 
 def init_schema(conn: sqlite3.Connection, path: Path) -> None:
-    """Switch to WAL and create the layout (idempotent, safe to race)."""
+    """Switch to WAL and create the layout, or migrate an older one (idempotent, safe to race).
+
+    Layout 1 becomes 2 by creating the change log table: existing rows are
+    untouched, and the whole step is one write transaction, so a crash leaves
+    layout 1 or 2, never a mix.
+    """
     mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     if mode.lower() != "wal":
         raise BackendUnavailableError(f"{path}: cannot switch to WAL mode ({mode})")

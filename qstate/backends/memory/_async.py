@@ -14,6 +14,12 @@ A doc exists only while the state holds data or a transaction is open on it:
 emptied docs are removed, so a million short-lived scopes leave no locks
 behind. Whoever finds a doc ``dead`` (removed meanwhile) retries on a new one.
 
+Every change is recorded, under the same mutex as the write, in the state's
+``_Log``: its revision counter and a bounded deque of ``(rev, time, raw
+changes)``. Logs live apart from docs, so a counter outlives its state by
+``LINGER`` seconds, and a log with a watcher attached is never dropped (so a
+watched state never restarts its count). A writer wakes the log's watchers.
+
 Stored values are private copies. ``nested`` names the keys holding a list or
 dict, the only values a reader must copy; scalars are immutable and returned as
 they are, which keeps reads close to the speed of a bare dict.
@@ -24,14 +30,18 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 from ..._async.backend import AsyncBackend
+from ..._changes import LINGER, LOG_SIZE, Change, Raw, diff, entry, iso_time
 from ..._codec import JSONValue, copy_value
+from ..._errors import ChangesLostError, UsageError
 from ..._keys import StateKey
 from ..._model import MISSING, Document, StateInfo, _Missing, add, check_document
+from ..._waiters import AsyncWaiter
 
 _CONTAINERS = (dict, list)
 _SWEEP_INTERVAL = 1.0
@@ -75,14 +85,46 @@ class _Doc:
         return data
 
 
+class _Log:
+    """A state's revision counter and its last LOG_SIZE changes."""
+
+    __slots__ = ("entries", "rev", "touched", "waiters")
+
+    def __init__(self) -> None:
+        self.rev = 0
+        self.entries: deque[tuple[int, float, tuple[Raw, ...] | list[Raw]]] = deque(
+            maxlen=LOG_SIZE
+        )
+        self.waiters: set[AsyncWaiter] = set()
+        self.touched = time.time()
+        """When the state last changed or was found expired (for LINGER)."""
+
+
+def _change(rev: int, when: float, raw: tuple[Raw, ...] | list[Raw]) -> Change:
+    """A logged change as watchers get it: entries built now, values copied out."""
+    return Change(
+        rev,
+        iso_time(when),
+        [
+            entry(k, copy_value(old) if type(old) in _CONTAINERS else old,
+                  copy_value(new) if type(new) in _CONTAINERS else new)
+            for k, old, new in raw
+        ],
+    )  # fmt: skip
+
+
 class AsyncMemoryBackend(AsyncBackend):
     """States in this process's memory, private to one registry."""
+
+    keeps_revisions = True
 
     def __init__(self, url: str = "memory://") -> None:
         self.url = url
         self._docs: dict[StateKey, _Doc] = {}
         self._expiring: dict[StateKey, _Doc] = {}
         self._next_sweep = 0.0
+        self._logs: dict[StateKey, _Log] = {}
+        self._next_log_sweep = 0.0
 
     # -- locking -----------------------------------------------------------
 
@@ -121,6 +163,25 @@ class AsyncMemoryBackend(AsyncBackend):
         doc.replace({})
         doc.expires = None
         self._expiring.pop(key, None)
+        self._expired_log(key)
+
+    def _expired_log(self, key: StateKey) -> None:
+        """Start the LINGER of an expired state's log (an expiry is not a change)."""
+        log = self._logs.get(key)
+        if log is not None:
+            log.touched = time.time()
+
+    def _record(self, key: StateKey, raw: tuple[Raw, ...] | list[Raw]) -> None:
+        """Give a change the state's next revision and wake its watchers (mutex held)."""
+        log = self._logs.get(key)
+        if log is None:
+            log = self._logs[key] = _Log()
+        log.rev += 1
+        log.touched = now = time.time()
+        log.entries.append((log.rev, now, raw))
+        if log.waiters:
+            for waiter in log.waiters:
+                waiter.set()
 
     def _finish(self, key: StateKey, doc: _Doc, ttl: float | None) -> None:
         """Apply the TTL refresh rule and drop the doc if empty (mutex held)."""
@@ -137,6 +198,18 @@ class AsyncMemoryBackend(AsyncBackend):
         doc.mutex.release()
         if self._expiring:
             self._maybe_sweep()
+        if len(self._logs) > len(self._docs):
+            self._maybe_sweep_logs()
+
+    def _maybe_sweep_logs(self) -> None:
+        """Drop the logs of states gone for LINGER seconds and not watched (at most every 1 s)."""
+        now = time.time()
+        if now < self._next_log_sweep:
+            return
+        self._next_log_sweep = now + _SWEEP_INTERVAL
+        for key, log in list(self._logs.items()):
+            if key not in self._docs and not log.waiters and log.touched < now - LINGER:
+                self._logs.pop(key, None)
 
     def _maybe_sweep(self) -> None:
         """Forget expired states that nobody reads or writes any more (at most every 1 s)."""
@@ -151,6 +224,7 @@ class AsyncMemoryBackend(AsyncBackend):
                     doc.dead = True
                     self._docs.pop(key, None)
                     self._expiring.pop(key, None)
+                    self._expired_log(key)
 
     async def health(self) -> dict[str, Any]:
         return {"states": len(self._docs), "note": "in this process only"}
@@ -205,6 +279,7 @@ class AsyncMemoryBackend(AsyncBackend):
 
     async def set(self, key: StateKey, field: str, value: JSONValue, ttl: float | None) -> None:
         doc = self._plain_doc(key) or await self._lock_for_write(key)
+        self._record(key, ((field, doc.data.get(field, MISSING), value),))
         doc.put(field, value)
         if ttl is not None:
             self._finish(key, doc, ttl)
@@ -212,6 +287,9 @@ class AsyncMemoryBackend(AsyncBackend):
 
     async def update(self, key: StateKey, mapping: Document, ttl: float | None) -> Document:
         doc = self._plain_doc(key) or await self._lock_for_write(key)
+        if mapping:
+            data = doc.data
+            self._record(key, [(f, data.get(f, MISSING), v) for f, v in mapping.items()])
         for field, value in mapping.items():
             doc.put(field, value)
         if ttl is not None or not doc.data:
@@ -224,20 +302,25 @@ class AsyncMemoryBackend(AsyncBackend):
         if key not in self._docs:
             return 0
         doc = await self._lock_for_write(key)
-        removed = 0
+        removed: list[Raw] = []
         for field in fields:
-            if doc.data.pop(field, MISSING) is not MISSING:
+            old = doc.data.pop(field, MISSING)
+            if old is not MISSING:
                 doc.nested.discard(field)
-                removed += 1
+                removed.append((field, old, MISSING))
+        if removed:
+            self._record(key, removed)
         self._finish(key, doc, ttl if removed else None)
         self._unlock(doc)
-        return removed
+        return len(removed)
 
     async def clear(self, key: StateKey) -> bool:
         if key not in self._docs:
             return False
         doc = await self._lock_for_write(key)
         existed = bool(doc.data)
+        if existed:
+            self._record(key, [(k, v, MISSING) for k, v in doc.data.items()])
         doc.replace({})
         self._finish(key, doc, None)
         self._unlock(doc)
@@ -253,6 +336,7 @@ class AsyncMemoryBackend(AsyncBackend):
             self._finish(key, doc, None)
             self._unlock(doc)
             raise
+        self._record(key, ((field, doc.data.get(field, MISSING), result),))
         doc.put(field, result)
         self._finish(key, doc, ttl)
         self._unlock(doc)
@@ -264,6 +348,9 @@ class AsyncMemoryBackend(AsyncBackend):
         if not data and key not in self._docs:
             return
         doc = await self._lock_for_write(key)
+        changed = diff(doc.data, data)
+        if changed:
+            self._record(key, changed)
         doc.replace(data)
         self._finish(key, doc, ttl)
         self._unlock(doc)
@@ -277,6 +364,9 @@ class AsyncMemoryBackend(AsyncBackend):
             yield working
             document = check_document(working)
             with doc.mutex:
+                changed = diff(doc.data, document)
+                if changed:
+                    self._record(key, changed)
                 doc.replace(document)
                 self._finish(key, doc, ttl)
         finally:
@@ -285,3 +375,47 @@ class AsyncMemoryBackend(AsyncBackend):
                 if not doc.data:
                     self._finish(key, doc, None)
             doc.lock.release()
+
+    # -- revisions ---------------------------------------------------------
+
+    async def revision(self, key: StateKey) -> int:
+        log = self._logs.get(key)
+        return 0 if log is None else log.rev
+
+    async def watch(
+        self, key: StateKey, since: int | None, timeout: float | None
+    ) -> AsyncIterator[Change]:
+        log = self._logs.get(key)
+        if log is None:  # a log to wait on; the first write will use it
+            log = self._logs.setdefault(key, _Log())
+        position = log.rev if since is None else since
+        if position > log.rev:
+            raise UsageError(f"revision {position} of {key} is ahead of its latest, {log.rev}")
+        waiter = AsyncWaiter()
+        log.waiters.add(waiter)  # pins the log: its count cannot restart while watched
+        idle_until = None if timeout is None else time.monotonic() + timeout
+        try:
+            while True:
+                kept = list(log.entries)  # one C call: never torn by a writer
+                if kept and kept[-1][0] > position:
+                    oldest = kept[0][0]
+                    if oldest > position + 1:
+                        raise ChangesLostError(
+                            f"changes {position + 1}..{oldest - 1} of {key} are no longer "
+                            f"kept (the log holds the last {LOG_SIZE}); read the state anew"
+                        )
+                    for rev, when, raw in kept[position + 1 - oldest :]:
+                        position = rev
+                        yield _change(rev, when, raw)
+                    if timeout is not None:
+                        idle_until = time.monotonic() + timeout
+                    continue
+                if idle_until is None:
+                    await waiter.wait(1.0)
+                else:
+                    left = idle_until - time.monotonic()
+                    if left <= 0:
+                        return
+                    await waiter.wait(min(left, 1.0))
+        finally:
+            log.waiters.discard(waiter)

@@ -37,8 +37,16 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 
 from ..._async.backend import AsyncBackend
+from ..._changes import LOG_SIZE, Change, decode_changes, iso_time
 from ..._codec import JSONValue, decode, encode
-from ..._errors import BackendUnavailableError, ConfigError, ConflictError, CorruptDataError
+from ..._errors import (
+    BackendUnavailableError,
+    ChangesLostError,
+    ConfigError,
+    ConflictError,
+    CorruptDataError,
+    UsageError,
+)
 from ..._keys import StateKey
 from ..._listing import StateList
 from ..._model import (
@@ -72,6 +80,8 @@ class _Script:
 
 class AsyncRedisBackend(AsyncBackend):
     """States as Redis hashes; one client (and connection pool) per backend."""
+
+    keeps_revisions = True
 
     def __init__(self, url: str) -> None:
         self.options = layout.parse_url(url)
@@ -130,18 +140,18 @@ class AsyncRedisBackend(AsyncBackend):
 
     def _keys(self, key: StateKey) -> list[str]:
         data = layout.data_key(self._prefix, key)
-        return [data, layout.lock_key(data)]
+        return [data, layout.lock_key(data), layout.log_key(data), layout.counter_key(data)]
 
     async def _eval(self, script: _Script, keys: list[str], args: list[Any]) -> Any:
         """EVALSHA; EVAL if the server does not know the script (EVAL caches it)."""
         try:
-            return await self._client.evalsha(script.sha, 2, *keys, *args)
+            return await self._client.evalsha(script.sha, 4, *keys, *args)
         except NoScriptError:
             return await self._run_source(script, keys, args)
 
     async def _run_source(self, script: _Script, keys: list[str], args: list[Any]) -> Any:
         """Redis's EVAL (not Python's): runs the script and caches it for EVALSHA."""
-        return await self._client.execute_command("EVAL", script.source, 2, *keys, *args)
+        return await self._client.execute_command("EVAL", script.source, 4, *keys, *args)
 
     async def _once_more(self, call: Callable[[], Any], *, idempotent: bool = True) -> Any:
         """Run ``call``; if its connection turns out dead (say the server restarted
@@ -175,7 +185,7 @@ class AsyncRedisBackend(AsyncBackend):
         while True:
             try:
                 try:  # _once_more and _eval inlined: this is every write's path
-                    return await self._client.evalsha(script.sha, 2, *keys, *args)
+                    return await self._client.evalsha(script.sha, 4, *keys, *args)
                 except RedisConnectionError as exc:
                     if not idempotent or pool_exhausted(exc):
                         raise
@@ -420,6 +430,79 @@ class AsyncRedisBackend(AsyncBackend):
             raise
         if not committed:
             raise self._lease_expired(key)
+
+    # -- revisions ---------------------------------------------------------
+
+    async def _latest(self, key: StateKey) -> tuple[int, int] | None:
+        """The ``(epoch, rev)`` of the state's last change, or None without a counter."""
+        counter = layout.counter_key(self._key(key))
+        try:
+            rev, epoch = await self._once_more(
+                lambda: self._client.hmget(counter, ["rev", "epoch"])
+            )
+        except REDIS_ERRORS as exc:
+            raise translate(exc, self.url, key) from exc
+        if rev is None or epoch is None:
+            return None
+        try:
+            return int(epoch), int(rev)
+        except ValueError:
+            raise self._corrupt(key, ValueError(f"{counter} is not a revision counter")) from None
+
+    async def revision(self, key: StateKey) -> int:
+        latest = await self._latest(key)
+        return 0 if latest is None else latest[1]
+
+    async def watch(
+        self, key: StateKey, since: int | None, timeout: float | None
+    ) -> AsyncIterator[Change]:
+        log = layout.log_key(self._key(key))
+        epoch, rev = await self._latest(key) or (0, 0)
+        position = rev if since is None else since
+        if position > rev:
+            raise UsageError(f"revision {position} of {key} is ahead of its latest, {rev}")
+        # Blocks stay well within the socket timeout; each quiet one ends with a
+        # check that the state's count did not restart below the position.
+        block = min(1.0, self.options.timeout / 2)
+        last_change = time.monotonic()
+        while True:
+            wait = block
+            if timeout is not None:
+                wait = min(block, last_change + timeout - time.monotonic())
+                if wait <= 0:
+                    return
+            try:
+                reply = await self._client.xread(
+                    {log: f"{epoch}-{position}"}, count=1000, block=max(int(wait * 1000), 1)
+                )
+            except REDIS_ERRORS as exc:
+                raise translate(exc, self.url, key) from exc
+            if not reply:
+                latest = await self._latest(key)
+                if latest is not None and (latest[0] != epoch or latest[1] < position):
+                    epoch, position = latest[0], 0  # a new life: follow it from rev 1
+                continue
+            for raw_id, fields in reply[0][1]:
+                entry_epoch, entry_rev = layout.parse_log_id(raw_id)
+                if entry_epoch != epoch:  # the first change seen, or a new life
+                    epoch, position = entry_epoch, 0
+                if entry_rev != position + 1:
+                    raise ChangesLostError(
+                        f"changes {position + 1}..{entry_rev - 1} of {key} are no longer kept "
+                        f"in {self.url} (the log holds about the last {LOG_SIZE}); "
+                        "read the state anew"
+                    )
+                yield self._change(key, entry_rev, fields)
+                position = entry_rev
+                last_change = time.monotonic()
+
+    def _change(self, key: StateKey, rev: int, fields: dict[bytes, bytes]) -> Change:
+        try:
+            when = int(fields[b"t"]) / 1000
+            changes = decode_changes(fields[b"c"])
+        except (KeyError, ValueError) as exc:
+            raise self._corrupt(key, ValueError(f"change {rev} is unreadable: {exc}")) from None
+        return Change(rev, iso_time(when), changes)
 
     async def health(self) -> dict[str, Any]:
         with mapped_errors(self.url):

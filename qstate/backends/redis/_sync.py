@@ -37,8 +37,16 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.retry import Retry
 
+from ..._changes import LOG_SIZE, Change, decode_changes, iso_time
 from ..._codec import JSONValue, decode, encode
-from ..._errors import BackendUnavailableError, ConfigError, ConflictError, CorruptDataError
+from ..._errors import (
+    BackendUnavailableError,
+    ChangesLostError,
+    ConfigError,
+    ConflictError,
+    CorruptDataError,
+    UsageError,
+)
 from ..._keys import StateKey
 from ..._listing import StateList
 from ..._model import (
@@ -73,6 +81,8 @@ class _Script:
 
 class RedisBackend(Backend):
     """States as Redis hashes; one client (and connection pool) per backend."""
+
+    keeps_revisions = True
 
     def __init__(self, url: str) -> None:
         self.options = layout.parse_url(url)
@@ -131,18 +141,18 @@ class RedisBackend(Backend):
 
     def _keys(self, key: StateKey) -> list[str]:
         data = layout.data_key(self._prefix, key)
-        return [data, layout.lock_key(data)]
+        return [data, layout.lock_key(data), layout.log_key(data), layout.counter_key(data)]
 
     def _eval(self, script: _Script, keys: list[str], args: list[Any]) -> Any:
         """EVALSHA; EVAL if the server does not know the script (EVAL caches it)."""
         try:
-            return self._client.evalsha(script.sha, 2, *keys, *args)
+            return self._client.evalsha(script.sha, 4, *keys, *args)
         except NoScriptError:
             return self._run_source(script, keys, args)
 
     def _run_source(self, script: _Script, keys: list[str], args: list[Any]) -> Any:
         """Redis's EVAL (not Python's): runs the script and caches it for EVALSHA."""
-        return self._client.execute_command("EVAL", script.source, 2, *keys, *args)
+        return self._client.execute_command("EVAL", script.source, 4, *keys, *args)
 
     def _once_more(self, call: Callable[[], Any], *, idempotent: bool = True) -> Any:
         """Run ``call``; if its connection turns out dead (say the server restarted
@@ -176,7 +186,7 @@ class RedisBackend(Backend):
         while True:
             try:
                 try:  # _once_more and _eval inlined: this is every write's path
-                    return self._client.evalsha(script.sha, 2, *keys, *args)
+                    return self._client.evalsha(script.sha, 4, *keys, *args)
                 except RedisConnectionError as exc:
                     if not idempotent or pool_exhausted(exc):
                         raise
@@ -419,6 +429,75 @@ class RedisBackend(Backend):
             raise
         if not committed:
             raise self._lease_expired(key)
+
+    # -- revisions ---------------------------------------------------------
+
+    def _latest(self, key: StateKey) -> tuple[int, int] | None:
+        """The ``(epoch, rev)`` of the state's last change, or None without a counter."""
+        counter = layout.counter_key(self._key(key))
+        try:
+            rev, epoch = self._once_more(lambda: self._client.hmget(counter, ["rev", "epoch"]))
+        except REDIS_ERRORS as exc:
+            raise translate(exc, self.url, key) from exc
+        if rev is None or epoch is None:
+            return None
+        try:
+            return int(epoch), int(rev)
+        except ValueError:
+            raise self._corrupt(key, ValueError(f"{counter} is not a revision counter")) from None
+
+    def revision(self, key: StateKey) -> int:
+        latest = self._latest(key)
+        return 0 if latest is None else latest[1]
+
+    def watch(self, key: StateKey, since: int | None, timeout: float | None) -> Iterator[Change]:
+        log = layout.log_key(self._key(key))
+        epoch, rev = self._latest(key) or (0, 0)
+        position = rev if since is None else since
+        if position > rev:
+            raise UsageError(f"revision {position} of {key} is ahead of its latest, {rev}")
+        # Blocks stay well within the socket timeout; each quiet one ends with a
+        # check that the state's count did not restart below the position.
+        block = min(1.0, self.options.timeout / 2)
+        last_change = time.monotonic()
+        while True:
+            wait = block
+            if timeout is not None:
+                wait = min(block, last_change + timeout - time.monotonic())
+                if wait <= 0:
+                    return
+            try:
+                reply = self._client.xread(
+                    {log: f"{epoch}-{position}"}, count=1000, block=max(int(wait * 1000), 1)
+                )
+            except REDIS_ERRORS as exc:
+                raise translate(exc, self.url, key) from exc
+            if not reply:
+                latest = self._latest(key)
+                if latest is not None and (latest[0] != epoch or latest[1] < position):
+                    epoch, position = latest[0], 0  # a new life: follow it from rev 1
+                continue
+            for raw_id, fields in reply[0][1]:
+                entry_epoch, entry_rev = layout.parse_log_id(raw_id)
+                if entry_epoch != epoch:  # the first change seen, or a new life
+                    epoch, position = entry_epoch, 0
+                if entry_rev != position + 1:
+                    raise ChangesLostError(
+                        f"changes {position + 1}..{entry_rev - 1} of {key} are no longer kept "
+                        f"in {self.url} (the log holds about the last {LOG_SIZE}); "
+                        "read the state anew"
+                    )
+                yield self._change(key, entry_rev, fields)
+                position = entry_rev
+                last_change = time.monotonic()
+
+    def _change(self, key: StateKey, rev: int, fields: dict[bytes, bytes]) -> Change:
+        try:
+            when = int(fields[b"t"]) / 1000
+            changes = decode_changes(fields[b"c"])
+        except (KeyError, ValueError) as exc:
+            raise self._corrupt(key, ValueError(f"change {rev} is unreadable: {exc}")) from None
+        return Change(rev, iso_time(when), changes)
 
     def health(self) -> dict[str, Any]:
         with mapped_errors(self.url):

@@ -6,11 +6,29 @@ Layout (stable; other tools may read it)::
     <prefix>:{<name>:<scope>}    HASH, the same for a scoped state
     <key>:lock                   STRING, a token, while transaction()/modify() runs;
                                  plain writes wait while it exists
+    <key>:log                    STREAM, the state's change log: one entry per
+                                 revision, ID <epoch>-<rev>, fields t (Unix ms) and
+                                 c (JSON: [{"key": k, "old": v, "new": v}, ...])
+    <key>:rev                    HASH, the revision counter: rev (the latest) and
+                                 epoch (Unix ms when this count began)
 
 The braces are a Cluster hash tag: a state's data and lock keys share a slot,
 so every script touches one slot and never fails with CROSSSLOT. A name never
 contains ``:`` and a scope never contains a brace, so the key is unambiguous.
 Expiry is the key's own TTL (PEXPIRE), set in the same script as the write.
+
+Every write script that changes a state appends to its log in the same script
+(``XADD ... MAXLEN ~ LOG_SIZE``), so the revision is atomic with the write. The
+revision comes from ``HINCRBY`` on the counter (reading the stream's last entry
+instead cost the script more than the XADD itself). The entry ID carries the
+revision: ``<epoch>-<rev>``, where the epoch is the Unix
+time in ms at which the count began, so ``XREAD`` from ``<epoch>-<rev>``
+returns exactly the changes after ``rev``, and a state re-created after its
+log expired (a new epoch, a higher ID) is seen by a connected watcher, never
+skipped. The log and its counter expire ``LINGER`` seconds after their state:
+they have no TTL
+while the state has none, the state's TTL + LINGER while it has one, and
+LINGER once the state is gone.
 """
 
 from __future__ import annotations
@@ -19,6 +37,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, quote, urlencode
 
+from ..._changes import LINGER, LOG_SIZE
 from ..._errors import ConfigError
 from ..._keys import StateKey
 from ..._urls import redact, split_credentials
@@ -214,6 +233,23 @@ def lock_key(data: str) -> str:
     return data + ":lock"
 
 
+def log_key(data: str) -> str:
+    """The change log (a STREAM) of a state, in the same Cluster slot as its data."""
+    return data + ":log"
+
+
+def counter_key(data: str) -> str:
+    """The revision counter (a HASH: rev, epoch) of a state, in its Cluster slot."""
+    return data + ":rev"
+
+
+def parse_log_id(raw: bytes | str) -> tuple[int, int]:
+    """A log entry ID as ``(epoch, rev)``."""
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    epoch, _, rev = text.partition("-")
+    return int(epoch), int(rev)
+
+
 def parse_data_key(prefix: str, raw: str) -> StateKey | None:
     """The state a data key belongs to; ``None`` for lock keys and foreign keys."""
     start = f"{prefix}:{{"
@@ -233,29 +269,92 @@ def scan_pattern(prefix: str, name_prefix: str) -> str:
 
 
 # -- Lua ------------------------------------------------------------------
-# Every write script takes KEYS = {data, lock}. A plain write refuses to run
+# Every script takes KEYS = {data, lock, log, counter}. A plain write refuses to run
 # while a transaction holds the lock (the client waits and retries), so plain
 # writes never slip between a transaction's read and its commit: the same
 # guarantee the memory and file backends give. Arguments are chunked in
 # HSET/HDEL calls because Lua's unpack() has a stack limit.
 
-_UNLESS_LOCKED = """
+_LOG = """
+local function qentry(field, old, new)
+  local s = '{"key":' .. cjson.encode(field)
+  if old then s = s .. ',"old":' .. old end
+  if new then s = s .. ',"new":' .. new end
+  return s .. '}'
+end
+local function qlog(entries, expiry_may_change)
+  if #entries == 0 then return end
+  local log = KEYS[3]
+  local now = redis.call('TIME')
+  local ms = now[1] .. string.format('%03d', math.floor(now[2] / 1000))
+  local counter = KEYS[4]
+  local rev = redis.call('HINCRBY', counter, 'rev', 1)
+  local epoch = ms
+  if rev == 1 then
+    redis.call('HSET', counter, 'epoch', ms)
+  else
+    epoch = redis.call('HGET', counter, 'epoch') or ms
+  end
+  local id = epoch .. '-' .. string.format('%.0f', rev)
+  redis.call('XADD', log, 'MAXLEN', '~', LOG_SIZE, id, 't', ms,
+             'c', '[' .. table.concat(entries, ',') .. ']')
+  if not expiry_may_change then return end
+  local pttl = redis.call('PTTL', KEYS[1])
+  if pttl == -1 then
+    redis.call('PERSIST', log)
+    redis.call('PERSIST', counter)
+  else
+    local linger = LINGER_MS
+    if pttl > 0 then linger = pttl + LINGER_MS end
+    redis.call('PEXPIRE', log, linger)
+    redis.call('PEXPIRE', counter, linger)
+  end
+end
+""".replace("LOG_SIZE", str(LOG_SIZE)).replace("LINGER_MS", str(int(LINGER * 1000)))
+"""Lua helpers every write script starts with: ``qentry`` makes one changed
+key's JSON from stored JSON texts (``false``: absent), and ``qlog``, called
+after the write, appends the change with the next revision and, when the
+write may have changed the state's expiry or brought it into existence, sets
+the log's expiry from the state's (see the module docstring). A write that
+overwrites keys of an existing state without a TTL leaves both expiries as
+they were, so the hottest writes skip that step."""
+
+_UNLESS_LOCKED = (
+    _LOG
+    + """
 if redis.call('EXISTS', KEYS[2]) == 1 then
   return redis.error_reply('QSTATE_LOCKED ' .. redis.call('PTTL', KEYS[2]))
 end
 """
+)
 
-SET = _UNLESS_LOCKED + "return redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])"
+SET = (
+    _UNLESS_LOCKED
+    + """
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+qlog({qentry(ARGV[1], old, ARGV[2])}, not old)
+return 0
+"""
+)
 """ARGV: field, value. The hottest write, kept as short as a script can be."""
 
 UPDATE = (
     _UNLESS_LOCKED
     + """
 local key = KEYS[1]
+local entries = {}
+local created = ARGV[1] ~= ''
+for i = 3, #ARGV, 2 do
+  local old = redis.call('HGET', key, ARGV[i])
+  created = created or not old
+  entries[#entries + 1] = qentry(ARGV[i], old, ARGV[i + 1])
+end
 for i = 3, #ARGV, 2000 do
   redis.call('HSET', key, unpack(ARGV, i, math.min(i + 1999, #ARGV)))
 end
 if ARGV[1] ~= '' then redis.call('PEXPIRE', key, ARGV[1]) end
+qlog(entries, created)
 if ARGV[2] == '1' then return redis.call('HGETALL', key) end
 return 0
 """
@@ -265,23 +364,40 @@ return 0
 DELETE = (
     _UNLESS_LOCKED
     + """
-local removed = 0
-for i = 2, #ARGV, 1000 do
-  removed = removed + redis.call('HDEL', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+local entries = {}
+for i = 2, #ARGV do
+  local old = redis.call('HGET', KEYS[1], ARGV[i])
+  if old then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+    entries[#entries + 1] = qentry(ARGV[i], old, false)
+  end
 end
-if removed > 0 and ARGV[1] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return removed
+if #entries > 0 and ARGV[1] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+qlog(entries, true)
+return #entries
 """
 )
 """ARGV: ttl_ms or '', then the fields. Returns how many existed."""
 
-CLEAR = _UNLESS_LOCKED + "return redis.call('DEL', KEYS[1])"
+CLEAR = (
+    _UNLESS_LOCKED
+    + """
+local flat = redis.call('HGETALL', KEYS[1])
+if #flat == 0 then return 0 end
+local entries = {}
+for i = 1, #flat, 2 do entries[#entries + 1] = qentry(flat[i], flat[i + 1], false) end
+redis.call('DEL', KEYS[1])
+qlog(entries, true)
+return 1
+"""
+)
 """Returns 1 if the state existed."""
 
 INCR = (
     _UNLESS_LOCKED
     + """
 local ttl = ARGV[3]
+local old = redis.call('HGET', KEYS[1], ARGV[1])
 local is_float = string.find(ARGV[2], '[.eE]') ~= nil
 if not is_float then
   -- the common case, an integer on an integer (or a missing key): HINCRBY does
@@ -299,13 +415,16 @@ if not is_float then
       end
     end
     if ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+    local text = exact
+    if type(exact) == 'number' then text = string.format('%.0f', exact) end
+    qlog({qentry(ARGV[1], old, text)}, ttl or not old)
     return exact
   end
   if string.find(v['err'], 'overflow', 1, true) then
     return redis.error_reply('QSTATE_OVERFLOW')
   end
 end
-local cur = redis.call('HGET', KEYS[1], ARGV[1])
+local cur = old
 local text
 if not cur or cur == 'null' then
   -- null counts as 0: the result is the amount itself, sent as exact JSON text
@@ -326,6 +445,7 @@ else
 end
 redis.call('HSET', KEYS[1], ARGV[1], text)
 if ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+qlog({qentry(ARGV[1], old, text)}, ttl or not old)
 return text
 """
 )
@@ -345,6 +465,18 @@ REPLACE = (
     + """
 local key = KEYS[1]
 local pttl = redis.call('PTTL', key)
+local before = redis.call('HGETALL', key)
+local old = {}
+for i = 1, #before, 2 do old[before[i]] = before[i + 1] end
+local entries = {}
+for i = 2, #ARGV, 2 do
+  local was = old[ARGV[i]]
+  if was ~= ARGV[i + 1] then entries[#entries + 1] = qentry(ARGV[i], was or false, ARGV[i + 1]) end
+  old[ARGV[i]] = nil
+end
+for i = 1, #before, 2 do
+  if old[before[i]] then entries[#entries + 1] = qentry(before[i], before[i + 1], false) end
+end
 redis.call('DEL', key)
 for i = 2, #ARGV, 2000 do
   redis.call('HSET', key, unpack(ARGV, i, math.min(i + 1999, #ARGV)))
@@ -353,6 +485,7 @@ if #ARGV > 1 then
   if ARGV[1] ~= '' then redis.call('PEXPIRE', key, ARGV[1])
   elseif pttl > 0 then redis.call('PEXPIRE', key, pttl) end
 end
+qlog(entries, true)
 return 0
 """
 )
@@ -374,9 +507,19 @@ Takes the state's lock and reads the state in one step: ``{1, flat}``, or
 ``{0, lock_pttl}`` while another transaction holds the lock.
 """
 
-COMMIT = """
+COMMIT = (
+    _LOG
+    + """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
 local removed = tonumber(ARGV[3])
+local entries = {}
+for i = 4 + removed, #ARGV, 2 do
+  entries[#entries + 1] = qentry(ARGV[i], redis.call('HGET', KEYS[1], ARGV[i]), ARGV[i + 1])
+end
+for i = 4, 3 + removed do
+  local old = redis.call('HGET', KEYS[1], ARGV[i])
+  if old then entries[#entries + 1] = qentry(ARGV[i], old, false) end
+end
 for i = 4, 3 + removed, 1000 do
   redis.call('HDEL', KEYS[1], unpack(ARGV, i, math.min(i + 999, 3 + removed)))
 end
@@ -385,9 +528,11 @@ for i = 4 + removed, #ARGV, 2000 do
 end
 if ARGV[2] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 redis.call('DEL', KEYS[2])
+qlog(entries, true)
 return 1
 """
-"""KEYS: data, lock. ARGV: token, ttl_ms or '', n, n removed fields, changed pairs.
+)
+"""KEYS: data, lock, log, counter. ARGV: token, ttl_ms or '', n, removed fields, changed pairs.
 
 Applies the difference between the document read by ACQUIRE and the new one,
 if the lock is still ours; otherwise (-1: the lease expired, and other writers

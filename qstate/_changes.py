@@ -1,0 +1,130 @@
+"""Revisions and change objects: what every backend's change log speaks (pure).
+
+Every write that changes a state gets the next **revision** of that state
+(1, 2, 3, ...), assigned atomically with the write, and appends a
+:class:`Change` to the state's change log. Watchers read that log in revision
+order, so they see every change exactly once while it is retained.
+
+The rules, the same on every backend:
+
+* ``set``, ``update`` and ``incr`` always make a revision listing every key they
+  wrote (with ``old`` even when the value did not change: it was a write);
+* ``delete`` and ``clear`` make one only when they removed something, listing
+  the removed keys; a clear is one change listing every key;
+* ``replace``, ``transaction()``, ``modify()`` and imports make one only when
+  the document differs, listing only the keys that differ.
+
+Retention: a log keeps at least the last :data:`LOG_SIZE` changes of a state.
+When a state is removed (a clear, a delete of its last key, its expiry) its
+counter and log are kept :data:`LINGER` seconds longer (after the expiry when
+it expires), so the next write continues the count and a watcher sees the
+removal. A state re-created after that starts a new life at revision 1; a
+connected watcher follows it into the new life (its next change is rev 1).
+A watcher that falls more than the retained log behind gets
+:class:`~qstate.ChangesLostError`, never a silent gap.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ._codec import JSONValue
+from ._model import MISSING, Document
+
+LOG_SIZE = 1000
+"""Changes of one state a log keeps at least (Redis trims approximately, above it)."""
+
+LINGER = 300.0
+"""Seconds a removed state's counter and log outlive it."""
+
+Entry = dict[str, Any]
+"""One changed key: ``{"key": k, "old": v, "new": v}``, ``old``/``new`` absent as the case is."""
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One revision of a state: which keys changed, from what, to what, and when.
+
+    ``time`` is ISO 8601 in UTC with milliseconds (``2026-11-30T05:42:21.123Z``):
+    a string, so that it prints and serializes the same everywhere (the CLI's
+    JSON lines carry it as is). ``changes`` lists ``{"key", "old", "new"}``
+    dicts: ``old`` is absent for a key the change created, ``new`` for a key it
+    removed. ``origin`` is reserved for who made the change (host, pid, task);
+    backends leave it ``None`` for now.
+    """
+
+    rev: int
+    time: str
+    changes: list[Entry]
+    origin: dict[str, Any] | None = field(default=None)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The change as plain JSON data (what ``qstate watch`` prints)."""
+        found: dict[str, Any] = {"rev": self.rev, "time": self.time, "changes": self.changes}
+        if self.origin is not None:
+            found["origin"] = self.origin
+        return found
+
+
+def iso_time(seconds: float) -> str:
+    """Unix time as ISO 8601 UTC with milliseconds."""
+    moment = datetime.fromtimestamp(seconds, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def entry(key: str, old: Any, new: Any) -> Entry:
+    """One changed key; ``MISSING`` leaves ``old`` or ``new`` out."""
+    found: Entry = {"key": key}
+    if old is not MISSING:
+        found["old"] = old
+    if new is not MISSING:
+        found["new"] = new
+    return found
+
+
+def same(a: JSONValue, b: JSONValue) -> bool:
+    """Whether two JSON values are the same value (``1``, ``1.0`` and ``True`` differ)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        assert isinstance(b, dict)
+        return a.keys() == b.keys() and all(same(v, b[k]) for k, v in a.items())
+    if isinstance(a, list):
+        assert isinstance(b, list)
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+Raw = tuple[str, Any, Any]
+"""A changed key as ``(key, old, new)``, ``MISSING`` for an absent side: what
+logs hold, turned into an :data:`Entry` only when a watcher reads it."""
+
+
+def diff(before: Document, after: Document) -> list[Raw]:
+    """The changed keys that turn ``before`` into ``after`` (none when they are the same)."""
+    found = [
+        (k, before.get(k, MISSING), v)
+        for k, v in after.items()
+        if k not in before or not same(before[k], v)
+    ]
+    found += [(k, v, MISSING) for k, v in before.items() if k not in after]
+    return found
+
+
+def decode_changes(body: str | bytes) -> list[Entry]:
+    """A stored change list (JSON text, as the file and Redis logs keep it)."""
+    changes: list[Entry] = json.loads(body)
+    return changes
+
+
+def text_entry(key: str, old: str | None, new: str | None) -> str:
+    """One changed key as JSON text, from the stored JSON texts of its values."""
+    text = '{"key":' + json.dumps(key, ensure_ascii=False)
+    if old is not None:
+        text += ',"old":' + old
+    if new is not None:
+        text += ',"new":' + new
+    return text + "}"
