@@ -13,9 +13,12 @@ import random
 import shutil
 import socket
 import subprocess
+import threading
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -163,3 +166,43 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Red
     finally:
         for node in nodes:
             node.stop()
+
+
+def monitored(url: str, action: Callable[[], object]) -> list[dict[str, Any]]:
+    """What the server ran while ``action`` ran, as MONITOR reports it, in order.
+
+    MONITOR starts listening at some point after it is sent, so a start marker is
+    echoed until MONITOR reports it (no fixed sleep); an end marker closes the
+    window. The client sending the markers is connected first, so its own
+    handshake is not in the window.
+    """
+    import redis
+
+    start, end = f"qstate-monitor-start-{uuid.uuid4()}", f"qstate-monitor-end-{uuid.uuid4()}"
+    entries: list[dict[str, Any]] = []
+    listening = threading.Event()
+
+    def watch() -> None:
+        with redis.Redis.from_url(url).monitor() as monitor:  # type: ignore[no-untyped-call]
+            for entry in monitor.listen():
+                command = entry["command"]
+                if end in command:
+                    return
+                if start in command:
+                    listening.set()
+                elif listening.is_set():
+                    entries.append(entry)
+
+    client = redis.Redis.from_url(url)
+    client.ping()
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not listening.wait(0.1):
+        assert time.monotonic() < deadline, "MONITOR never started listening"
+        client.echo(start)
+    action()
+    client.echo(end)
+    client.close()
+    thread.join(timeout=30)
+    return entries

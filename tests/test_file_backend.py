@@ -255,7 +255,7 @@ def _rows_changed(registry: StateRegistry, action: Any) -> int:
     same, after, logged_after = registry.backend._write(probe)  # type: ignore[attr-defined]
     assert same is conn, "one pooled connection saw the whole action"
     assert logged_after - logged_before <= 1, "one change-log row per change at most"
-    return int(after - before) - (logged_after - logged_before)
+    return int(after - before - (logged_after - logged_before))
 
 
 def test_a_one_key_modify_writes_one_row(tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ from qstate.backends.redis.layout import (
     parse_url,
     scan_pattern,
 )
-from tests.redis_server import RedisServer
+from tests.redis_server import RedisServer, monitored
 
 pytestmark = pytest.mark.redis
 
@@ -423,32 +423,12 @@ def test_redis_is_imported_only_for_redis_urls(tmp_path: Path) -> None:
 def _fields_written(url: str, action: Any) -> int:
     """Fields the server's scripts set or deleted while ``action`` ran, per MONITOR."""
     written = 0
-    ready = threading.Event()
-    sentinel = "qstate-test-monitor-end"
-
-    def watch() -> None:
-        nonlocal written
-        with redis.Redis.from_url(url).monitor() as monitor:  # type: ignore[no-untyped-call]
-            ready.set()
-            for entry in monitor.listen():
-                if sentinel in entry["command"]:
-                    return
-                words = entry["command"].split()
-                if entry.get("client_type") == "lua" and words[0].upper() == "HSET":
-                    written += (len(words) - 2) // 2
-                elif entry.get("client_type") == "lua" and words[0].upper() == "HDEL":
-                    written += len(words) - 2
-
-    client = redis.Redis.from_url(url)
-    client.ping()
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    assert ready.wait(10)
-    time.sleep(0.2)  # the MONITOR command itself has been read by the server
-    action()
-    client.echo(sentinel)
-    client.close()
-    thread.join(timeout=10)
+    for entry in monitored(url, action):
+        words = entry["command"].split()
+        if entry.get("client_type") == "lua" and words[0].upper() == "HSET":
+            written += (len(words) - 2) // 2
+        elif entry.get("client_type") == "lua" and words[0].upper() == "HDEL":
+            written += len(words) - 2
     return written
 
 

@@ -28,7 +28,7 @@ from qstate import (
     StateRegistry,
 )
 from qstate_cli.main import app
-from tests.redis_server import RedisServer
+from tests.redis_server import RedisServer, monitored
 
 pytestmark = pytest.mark.redis
 
@@ -255,31 +255,11 @@ def test_export_names_a_hash_it_cannot_decode(redis_url: str) -> None:
 
 def _commands_of(url: str, action: Callable[[], object]) -> list[str]:
     """The commands clients (not scripts) sent while ``action`` ran, per MONITOR."""
-    seen: list[str] = []
-    ready = threading.Event()
-    sentinel = "qstate-test-monitor-end"
-
-    def watch() -> None:
-        with redis.Redis.from_url(url).monitor() as monitor:  # type: ignore[no-untyped-call]
-            ready.set()
-            for entry in monitor.listen():
-                command = entry["command"]
-                if sentinel in command:
-                    return
-                if entry.get("client_type") != "lua":
-                    seen.append(command.split()[0].upper())
-
-    client = redis.Redis.from_url(url)
-    client.ping()  # connected before MONITOR starts, so its handshake is not counted
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    assert ready.wait(10)
-    time.sleep(0.2)  # the MONITOR command itself has been read by the server
-    action()
-    client.echo(sentinel)
-    client.close()
-    thread.join(timeout=10)
-    return seen
+    return [
+        entry["command"].split()[0].upper()
+        for entry in monitored(url, action)
+        if entry.get("client_type") != "lua"
+    ]
 
 
 def test_noscript_costs_one_extra_round_trip(redis_url: str) -> None:
