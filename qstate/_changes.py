@@ -114,17 +114,31 @@ def diff(before: Document, after: Document) -> list[Raw]:
     return found
 
 
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
 def decode_changes(body: str | bytes) -> list[Entry]:
     """A stored change list (JSON text, as the file and Redis logs keep it)."""
-    changes: list[Entry] = json.loads(body)
+    changes: list[Entry] = json.loads(body, parse_constant=_refuse_constant)
     return changes
+
+
+def _as_json(stored: str) -> str:
+    """A stored value's text, or, when another tool left text that is not JSON
+    there, that text as a JSON string: the log must stay readable JSON."""
+    try:
+        json.loads(stored, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
+        return json.dumps(stored, ensure_ascii=False)
+    return stored
 
 
 def text_entry(key: str, old: str | None, new: str | None) -> str:
     """One changed key as JSON text, from the stored JSON texts of its values."""
     text = '{"key":' + json.dumps(key, ensure_ascii=False)
     if old is not None:
-        text += ',"old":' + old
+        text += ',"old":' + _as_json(old)
     if new is not None:
         text += ',"new":' + new
     return text + "}"

@@ -77,8 +77,10 @@ def exit_code_for(error: BaseException) -> ExitCode:
 def one_line(error: BaseException | str) -> str:
     """An error as one line, with any URL password in it (even one the user typed
     where a name was expected) replaced by ``***``."""
+    from .render import escape_controls  # stored names can reach an error message
+
     text = error if isinstance(error, str) else str(error).strip() or type(error).__name__
-    return redact_url(" ".join(text.split()))
+    return escape_controls(redact_url(" ".join(text.split())))
 
 
 def report(

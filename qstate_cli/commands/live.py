@@ -71,6 +71,10 @@ def _versions(target: State, deadline: float | None, interval: float) -> Iterato
             continue
         # Watch in slices of at most a second, so that the deadline is kept.
         idle = 1.0 if deadline is None else max(min(deadline - time.monotonic(), 1.0), 0.001)
+        if target.revision() < rev:  # cleared, and its log gone since: a new life
+            rev = target.revision()
+            data = target.get_all()
+            yield dict(data)
         try:
             for change in target.watch(since=rev, timeout=idle):
                 rev = change.rev

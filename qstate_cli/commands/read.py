@@ -8,7 +8,14 @@ import typer
 
 from ..errors import BadInput, NotFound
 from ..options import OptionalKeyArg, ScopeOpt, StateArg
-from ..render import Mode, left_out, list_json_chunks, list_plain_chunks, list_table
+from ..render import (
+    Mode,
+    left_out,
+    list_json_chunks,
+    list_plain_chunks,
+    list_table,
+    safe_text,
+)
 from ._common import TABLE_FRAME, describe, print_state, session_of
 
 MORE_STATES = "--prefix P, --json, or --output plain | less"
@@ -29,7 +36,7 @@ def list_states(
     if infos.unreadable:
         out.message(
             f"qstate: warning: skipped {len(infos.unreadable)} key(s) under the prefix that "
-            f"qstate did not write: {', '.join(infos.unreadable)}"
+            f"qstate did not write: {safe_text(', '.join(infos.unreadable))}"
         )
     mode = out.mode()
     if mode is Mode.table:

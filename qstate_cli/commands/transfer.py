@@ -22,7 +22,7 @@ from ..completion import complete_state
 from ..errors import BadInput, CliError
 from ..exit_codes import ExitCode
 from ..options import ScopeOpt, YesOpt
-from ..render import json_text
+from ..render import json_text, safe_text
 from ..session import Session
 from ..values import loads
 from ._common import confirm, describe, session_of
@@ -81,7 +81,7 @@ def export(
                 "or pass --skip-unreadable to export the rest",
                 ExitCode.UNAVAILABLE,
             )
-        session.output.message(f"qstate: warning: skipped unreadable data: {names}")
+        session.output.message(f"qstate: warning: skipped unreadable data: {safe_text(names)}")
     session.output.data(json_text(result.document()))
 
 

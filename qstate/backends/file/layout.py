@@ -138,6 +138,8 @@ LOG_CHANGE = _NEXT_REVISION.format(changes="?7")
 LOG_SET = _NEXT_REVISION.format(
     changes=f"""(SELECT CASE WHEN old.value IS NULL
                  THEN json_array(json_object('key', ?3, 'new', json(?5)))
+                 WHEN NOT json_valid(old.value)  -- text another tool left: kept as a string
+                 THEN json_array(json_object('key', ?3, 'old', old.value, 'new', json(?5)))
                  ELSE json_array(json_object('key', ?3, 'old', json(old.value), 'new', json(?5)))
                  END
             FROM (SELECT 1) LEFT JOIN (

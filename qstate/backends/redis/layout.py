@@ -278,26 +278,30 @@ def scan_pattern(prefix: str, name_prefix: str) -> str:
 _LOG = """
 local function qentry(field, old, new)
   local s = '{"key":' .. cjson.encode(field)
+  if old and not pcall(cjson.decode, old) then old = cjson.encode(old) end  -- not ours: a string
   if old then s = s .. ',"old":' .. old end
   if new then s = s .. ',"new":' .. new end
   return s .. '}'
 end
 local function qlog(entries, expiry_may_change)
-  if #entries == 0 then return end
   local log = KEYS[3]
-  local now = redis.call('TIME')
-  local ms = now[1] .. string.format('%03d', math.floor(now[2] / 1000))
   local counter = KEYS[4]
-  local rev = redis.call('HINCRBY', counter, 'rev', 1)
-  local epoch = ms
-  if rev == 1 then
-    redis.call('HSET', counter, 'epoch', ms)
-  else
-    epoch = redis.call('HGET', counter, 'epoch') or ms
+  if #entries > 0 then
+    local now = redis.call('TIME')
+    local ms = now[1] .. string.format('%03d', math.floor(now[2] / 1000))
+    local rev = redis.call('HINCRBY', counter, 'rev', 1)
+    local epoch = ms
+    if rev == 1 then
+      redis.call('HSET', counter, 'epoch', ms)
+      expiry_may_change = true  -- a new counter and log: they need the state's expiry
+    else
+      epoch = redis.call('HGET', counter, 'epoch') or ms
+    end
+    local id = epoch .. '-' .. string.format('%.0f', rev)
+    redis.call('XADD', log, 'MAXLEN', '~', LOG_SIZE, id, 't', ms,
+               'c', '[' .. table.concat(entries, ',') .. ']')
   end
-  local id = epoch .. '-' .. string.format('%.0f', rev)
-  redis.call('XADD', log, 'MAXLEN', '~', LOG_SIZE, id, 't', ms,
-             'c', '[' .. table.concat(entries, ',') .. ']')
+  -- also without entries: a TTL refresh that changed no value moves the expiry
   if not expiry_may_change then return end
   local pttl = redis.call('PTTL', KEYS[1])
   if pttl == -1 then
