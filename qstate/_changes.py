@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ._codec import JSONValue
+from ._codec import JSONValue, refuse_constant
 from ._model import MISSING, Document
 
 LOG_SIZE = 1000
@@ -114,13 +114,9 @@ def diff(before: Document, after: Document) -> list[Raw]:
     return found
 
 
-def _refuse_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
-
-
 def decode_changes(body: str | bytes) -> list[Entry]:
     """A stored change list (JSON text, as the file and Redis logs keep it)."""
-    changes: list[Entry] = json.loads(body, parse_constant=_refuse_constant)
+    changes: list[Entry] = json.loads(body, parse_constant=refuse_constant)
     return changes
 
 
@@ -128,7 +124,7 @@ def _as_json(stored: str) -> str:
     """A stored value's text, or, when another tool left text that is not JSON
     there, that text as a JSON string: the log must stay readable JSON."""
     try:
-        json.loads(stored, parse_constant=_refuse_constant)
+        json.loads(stored, parse_constant=refuse_constant)
     except (ValueError, RecursionError):
         return json.dumps(stored, ensure_ascii=False)
     return stored

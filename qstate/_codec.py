@@ -37,13 +37,14 @@ limit; a bound keeps every walk over a value safe.
 """
 
 
-def _refuse_constant(name: str) -> None:
+def refuse_constant(name: str) -> None:
+    """``parse_constant`` for ``json``: NaN and Infinity are not JSON values."""
     raise ValueError(f"{name} is not a JSON value")
 
 
 _encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 _encode_str = json.encoder.encode_basestring  # the C version when available
-_decoder = json.JSONDecoder(parse_constant=_refuse_constant)
+_decoder = json.JSONDecoder(parse_constant=refuse_constant)
 _scan = json.scanner.make_scanner(_decoder)  # type: ignore[arg-type]  # typeshed is wrong
 
 
