@@ -276,8 +276,13 @@ def _read_schema(path: Path) -> _Schema | None:
         immutable = header[18] == 2 and wal_is_empty(path)  # WAL mode, and no log
         query = "mode=ro&immutable=1" if immutable else "mode=ro"
         try:
-            conn = sqlite3.connect("file:" + quote(str(path.absolute())) + "?" + query, uri=True)
+            conn = sqlite3.connect(
+                "file:" + quote(str(path.absolute())) + "?" + query, uri=True, isolation_level=None
+            )
             try:
+                # One read transaction: a writer initializing the file in between
+                # statements must not show its tables beside the old user_version.
+                conn.execute("BEGIN")
                 version = int(conn.execute("PRAGMA user_version").fetchone()[0])
                 objects = conn.execute(_OWN_OBJECTS).fetchall()
                 columns = tuple(row[1] for row in conn.execute(f"PRAGMA table_info({TABLE})"))
