@@ -52,8 +52,10 @@ class Change:
     a string, so that it prints and serializes the same everywhere (the CLI's
     JSON lines carry it as is). ``changes`` lists ``{"key", "old", "new"}``
     dicts: ``old`` is absent for a key the change created, ``new`` for a key it
-    removed. ``origin`` is reserved for who made the change (host, pid, task);
-    backends leave it ``None`` for now.
+    removed. ``origin`` says who made it: ``{"host", "pid"}`` of the writing
+    process and, when the write came from an injected task (or
+    :func:`qstate.acting_as`), its ``"task"`` name; ``None`` for a change an
+    older qstate logged.
     """
 
     rev: int

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +28,7 @@ from qstate import (
     InvalidValueError,
     StateInfo,
     UsageError,
+    acting_as,
 )
 from qstate._changes import LOG_SIZE
 from qstate._txguard import OPEN_COUNT
@@ -728,3 +731,55 @@ def test_restore_past_the_log_is_refused_and_changes_nothing(
     assert flavour.run(state.get_all()) == {"i": writes - 1}
     assert flavour.run(state.revision()) == writes
     assert flavour.run(state.restore(writes - 2)) == {"i": writes - 3}
+
+
+def test_each_change_says_which_process_and_task_made_it(
+    flavour: Flavour, registry: Any, make_state: Any
+) -> None:
+    if not _keeps_revisions(registry):
+        pytest.skip("checked by test_every_change_gets_the_next_revision")
+    run = flavour.run
+    state = make_state()
+    here = {"host": socket.gethostname(), "pid": os.getpid()}
+
+    def as_task(name: str, write: Callable[[], Any]) -> None:
+        """``write()`` labelled ``name``, inside a coroutine on the async flavour."""
+        if flavour.is_async:
+
+            async def labelled() -> None:
+                with acting_as(name):
+                    await asyncio.sleep(0)  # another task may run meanwhile
+                    await write()
+
+            run(labelled())
+        else:
+            with acting_as(name):
+                write()
+
+    run(state.set("a", 1))
+    as_task("checkout.step2", lambda: state.update(a=2, b=3))
+    as_task("checkout.step2", lambda: state.modify(lambda d: {**d, "c": 4}))
+    run(state.clear())
+    if flavour.is_async:  # two tasks at once: each sees its own label
+
+        async def both() -> None:
+            async def one(name: str) -> None:
+                with acting_as(name):
+                    await asyncio.sleep(0)
+                    await state.incr(name)
+
+            await asyncio.gather(one("one"), one("two"))
+
+        run(both())
+    past = run(state.history())
+    assert [c.origin for c in past[:4]] == [
+        here,
+        {**here, "task": "checkout.step2"},
+        {**here, "task": "checkout.step2"},
+        here,
+    ]
+    for change in past[4:]:
+        assert change.origin == {**here, "task": change.changes[0]["key"]}
+    assert past[0].as_dict()["origin"] == here
+    with pytest.raises(TypeError), acting_as(42):  # type: ignore[arg-type]
+        pass

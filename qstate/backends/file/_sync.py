@@ -49,6 +49,7 @@ from ..._model import (
     apply_modifier,
     check_document,
 )
+from ..._origin import decode_origin, origin_text
 from ..._sync.backend import Backend
 from . import layout as sql
 
@@ -308,10 +309,10 @@ class FileBackend(Backend):
     ) -> None:
         """Append a change with the state's next revision; trim the log now and then."""
         name, scope = key
-        if changes is None:  # LOG_SET: parameters ?1 to ?5
-            params: tuple[Any, ...] = (name, scope, field, now, text)
-        else:  # LOG_CHANGE: ?1, ?2, ?4 and ?7
-            params = (name, scope, None, now, None, None, changes)
+        if changes is None:  # LOG_SET: parameters ?1 to ?5 and ?8
+            params: tuple[Any, ...] = (name, scope, field, now, text, None, None, origin_text())
+        else:  # LOG_CHANGE: ?1, ?2, ?4, ?7 and ?8
+            params = (name, scope, None, now, None, None, changes, origin_text())
         rev = conn.execute(statement, params).fetchone()[0]
         if rev % sql.TRIM_EVERY == 0:
             conn.execute(sql.TRIM_CHANGES, (name, scope, rev - LOG_SIZE))
@@ -655,27 +656,31 @@ def _latest_change(conn: sqlite3.Connection, key: StateKey) -> tuple[int, float]
 
 
 def _changes_after(conn: sqlite3.Connection, key: StateKey, rev: int) -> list[Any]:
-    try:
-        return conn.execute(sql.CHANGES_AFTER, (*key, rev)).fetchall()
-    except sqlite3.OperationalError as exc:
-        if "no such table" in str(exc):
-            return []
-        raise
+    return _log_rows(conn, sql.CHANGES_AFTER, (*key, rev))
 
 
 def _last_changes(conn: sqlite3.Connection, key: StateKey, rev: int, limit: int) -> list[Any]:
+    return _log_rows(conn, sql.LAST_CHANGES_AFTER, (*key, rev, limit))
+
+
+def _log_rows(conn: sqlite3.Connection, statement: str, params: tuple[Any, ...]) -> list[Any]:
+    """Rows of the change log, also from a file an older qstate wrote and no write migrated."""
     try:
-        return conn.execute(sql.LAST_CHANGES_AFTER, (*key, rev, limit)).fetchall()
+        return conn.execute(statement, params).fetchall()
     except sqlite3.OperationalError as exc:
         if "no such table" in str(exc):
-            return []  # a layout-1 file, not yet migrated: no change logged
+            return []  # layout 1: no change logged
+        if "no such column: origin" in str(exc):  # layout 2: changes without origin
+            return conn.execute(statement.replace("origin", "NULL"), params).fetchall()
         raise
 
 
-def _stored_change(path: Path, key: StateKey, rev: int, when: float, body: str) -> Change:
+def _stored_change(
+    path: Path, key: StateKey, rev: int, when: float, body: str, origin: str | None
+) -> Change:
     """A change as the log stores it; unreadable JSON is corrupt data, named."""
     try:
-        return Change(rev, iso_time(when), decode_changes(body))
+        return Change(rev, iso_time(when), decode_changes(body), decode_origin(origin))
     except ValueError as exc:
         raise CorruptDataError(f"{path}: change {rev} of {key} is not JSON: {exc}") from None
 
@@ -716,7 +721,7 @@ class _Follower:
                     return self.poll()
             return []
         found: list[Change] = []
-        for rev, epoch, when, body in rows:
+        for rev, epoch, when, body, origin in rows:
             if epoch != self.epoch:
                 if self.epoch is not None or self.position != 0:
                     if found:
@@ -730,7 +735,7 @@ class _Follower:
                     f"in {self.backend.path} (the log holds the last {LOG_SIZE}); "
                     "read the state anew"
                 )
-            found.append(_stored_change(self.backend.path, self.key, rev, when, body))
+            found.append(_stored_change(self.backend.path, self.key, rev, when, body, origin))
             self.position = rev
         if found:
             self.last_change = time.monotonic()

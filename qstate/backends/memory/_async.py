@@ -41,6 +41,7 @@ from ..._codec import JSONValue, copy_value
 from ..._errors import ChangesLostError, UsageError
 from ..._keys import StateKey
 from ..._model import MISSING, Document, StateInfo, _Missing, add, check_document
+from ..._origin import current_task, origin
 from ..._waiters import AsyncWaiter
 
 _CONTAINERS = (dict, list)
@@ -92,15 +93,16 @@ class _Log:
 
     def __init__(self) -> None:
         self.rev = 0
-        self.entries: deque[tuple[int, float, tuple[Raw, ...] | list[Raw]]] = deque(
+        self.entries: deque[tuple[int, float, tuple[Raw, ...] | list[Raw], str | None]] = deque(
             maxlen=LOG_SIZE
         )
+        """(rev, time, changed keys, task name): the host and pid are this process's."""
         self.waiters: set[AsyncWaiter] = set()
         self.touched = time.time()
         """When the state last changed or was found expired (for LINGER)."""
 
 
-def _change(rev: int, when: float, raw: tuple[Raw, ...] | list[Raw]) -> Change:
+def _change(rev: int, when: float, raw: tuple[Raw, ...] | list[Raw], task: str | None) -> Change:
     """A logged change as watchers get it: entries built now, values copied out."""
     return Change(
         rev,
@@ -110,6 +112,7 @@ def _change(rev: int, when: float, raw: tuple[Raw, ...] | list[Raw]) -> Change:
                   copy_value(new) if type(new) in _CONTAINERS else new)
             for k, old, new in raw
         ],
+        origin(task),
     )  # fmt: skip
 
 
@@ -178,7 +181,7 @@ class AsyncMemoryBackend(AsyncBackend):
             log = self._logs[key] = _Log()
         log.rev += 1
         log.touched = now = time.time()
-        log.entries.append((log.rev, now, raw))
+        log.entries.append((log.rev, now, raw, current_task()))
         if log.waiters:
             for waiter in log.waiters:
                 waiter.set()
@@ -389,7 +392,7 @@ class AsyncMemoryBackend(AsyncBackend):
         kept = [item for item in list(log.entries) if item[0] > since]  # list(): one C call
         if limit is not None:
             kept = kept[max(len(kept) - limit, 0) :]
-        return [_change(rev, when, raw) for rev, when, raw in kept]
+        return [_change(*item) for item in kept]
 
     async def watch(
         self, key: StateKey, since: int | None, timeout: float | None
@@ -413,9 +416,9 @@ class AsyncMemoryBackend(AsyncBackend):
                             f"changes {position + 1}..{oldest - 1} of {key} are no longer "
                             f"kept (the log holds the last {LOG_SIZE}); read the state anew"
                         )
-                    for rev, when, raw in kept[position + 1 - oldest :]:
-                        position = rev
-                        yield _change(rev, when, raw)
+                    for item in kept[position + 1 - oldest :]:
+                        position = item[0]
+                        yield _change(*item)
                     if timeout is not None:
                         idle_until = time.monotonic() + timeout
                     continue

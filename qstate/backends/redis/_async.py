@@ -56,6 +56,7 @@ from ..._model import (
     _Missing,
     add,
 )
+from ..._origin import decode_origin, origin_text
 from ..._urls import redact
 from . import layout
 from .errors import (
@@ -178,6 +179,7 @@ class AsyncRedisBackend(AsyncBackend):
     ) -> Any:
         """Run a write script, waiting while a transaction holds the state's lock."""
         keys = self._keys(key)
+        args.append(origin_text())  # the scripts' last argument (see layout._LOG)
         if self._orphans:
             await self._release_orphans()
         deadline = 0.0
@@ -368,6 +370,7 @@ class AsyncRedisBackend(AsyncBackend):
             old = before.get(field)
             if old is None or old.decode() != text:
                 args += (field, text)
+        args.append(origin_text())
         with mapped_errors(self.url, key):
             result = await self._eval(self._commit_script, self._keys(key), args)
         return bool(result == 1)
@@ -522,7 +525,7 @@ class AsyncRedisBackend(AsyncBackend):
             changes = decode_changes(fields[b"c"])
         except (KeyError, ValueError) as exc:
             raise self._corrupt(key, ValueError(f"change {rev} is unreadable: {exc}")) from None
-        return Change(rev, iso_time(when), changes)
+        return Change(rev, iso_time(when), changes, decode_origin(fields.get(b"o")))
 
     async def health(self) -> dict[str, Any]:
         with mapped_errors(self.url):

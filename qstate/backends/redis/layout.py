@@ -276,6 +276,7 @@ def scan_pattern(prefix: str, name_prefix: str) -> str:
 # HSET/HDEL calls because Lua's unpack() has a stack limit.
 
 _LOG = """
+local QORIGIN = table.remove(ARGV)  -- every write script's last argument: who writes
 local function qentry(field, old, new)
   local s = '{"key":' .. cjson.encode(field)
   if old and not pcall(cjson.decode, old) then old = cjson.encode(old) end  -- not ours: a string
@@ -299,7 +300,7 @@ local function qlog(entries, expiry_may_change)
     end
     local id = epoch .. '-' .. string.format('%.0f', rev)
     redis.call('XADD', log, 'MAXLEN', '~', LOG_SIZE, id, 't', ms,
-               'c', '[' .. table.concat(entries, ',') .. ']')
+               'c', '[' .. table.concat(entries, ',') .. ']', 'o', QORIGIN)
   end
   -- also without entries: a TTL refresh that changed no value moves the expiry
   if not expiry_may_change then return end
