@@ -783,3 +783,19 @@ def test_each_change_says_which_process_and_task_made_it(
     assert past[0].as_dict()["origin"] == here
     with pytest.raises(TypeError), acting_as(42):  # type: ignore[arg-type]
         pass
+
+
+def test_history_expires_with_its_state(flavour: Flavour, registry: Any, make_state: Any) -> None:
+    if not _keeps_revisions(registry):
+        pytest.skip("checked by test_history_is_the_kept_changes_after_the_fact")
+    run = flavour.run
+    lasting = make_state("Expiring", ttl=None)
+    run(lasting.update(a=1, b=2))
+    assert len(run(lasting.history())) == 1
+    run(make_state("Expiring", ttl=1).set("a", 3))  # the state now expires in 1 s
+    time.sleep(2)
+    assert run(lasting.get_all()) == {}
+    assert run(lasting.history()) == [], "the history went with the state"
+    again = make_state("Expiring", ttl=30)
+    run(again.set("fresh", True))
+    assert [c.changes for c in run(again.history())] == [[{"key": "fresh", "new": True}]]

@@ -271,8 +271,12 @@ class FileBackend(Backend):
         except (sqlite3.Error, OSError) as exc:
             raise sql.translate(exc, self.path) from exc
 
-    def _write(self, body: Callable[..., _T], *args: Any) -> _T:
-        """Run ``body(conn, now, *args)`` inside one ``BEGIN IMMEDIATE`` transaction."""
+    def _write(self, body: Callable[..., _T], *args: Any, ttl_of: StateKey | None = None) -> _T:
+        """Run ``body(conn, now, *args)`` inside one ``BEGIN IMMEDIATE`` transaction.
+
+        ``ttl_of``: the state a write with a TTL goes to, which starts a new
+        history if it expired (one more statement, only for writes with a TTL).
+        """
         self._lock_writers()
         try:
             conn = self._checkout()
@@ -281,6 +285,8 @@ class FileBackend(Backend):
                 now = time.time()
                 if now >= self._next_purge:
                     self._purge(conn, now)
+                if ttl_of is not None:
+                    conn.execute(sql.FORGET_EXPIRED_HISTORY, (*ttl_of, None, now))
                 result = body(conn, now, *args)
                 conn.execute("COMMIT")
                 return result
@@ -397,7 +403,7 @@ class FileBackend(Backend):
             self._log(conn, now, key, sql.LOG_SET, field, text)  # reads the old value
             self._put(conn, now, key, [(field, text)], ttl)
 
-        self._write(body)
+        self._write(body, ttl_of=key if ttl is not None else None)
 
     def update(self, key: StateKey, mapping: Document, ttl: float | None) -> Document:
         rows = [(field, encode(value)) for field, value in mapping.items()]
@@ -413,7 +419,7 @@ class FileBackend(Backend):
             result.update(mapping)
             return result
 
-        return self._write(body)
+        return self._write(body, ttl_of=key if ttl is not None else None)
 
     def delete(self, key: StateKey, fields: Sequence[str], ttl: float | None) -> int:
         if not self._ready and not self.path.exists():
@@ -465,7 +471,7 @@ class FileBackend(Backend):
             )
             self._log_texts(conn, now, key, _text_diff({f: t for f, t, _ in before}, rows))
 
-        self._write(body)
+        self._write(body, ttl_of=key if ttl is not None else None)
 
     def incr(
         self, key: StateKey, field: str, amount: int | float, ttl: float | None
@@ -479,7 +485,7 @@ class FileBackend(Backend):
             self._put(conn, now, key, [(field, text)], ttl)
             return result
 
-        return self._write(body)
+        return self._write(body, ttl_of=key if ttl is not None else None)
 
     # -- transactions ------------------------------------------------------
     # Split into begin / commit / abort so that the async twin can run each step
@@ -523,6 +529,8 @@ class FileBackend(Backend):
         try:
             document = check_document(data)
             now = time.time()
+            if ttl is not None:
+                conn.execute(sql.FORGET_EXPIRED_HISTORY, (*key, None, now))
             new_expiry = now + ttl if ttl is not None else expires
             rows = [(field, encode(value)) for field, value in document.items()]
             if document and _keeps_order(stored, document):
@@ -660,7 +668,7 @@ def _changes_after(conn: sqlite3.Connection, key: StateKey, rev: int) -> list[An
 
 
 def _last_changes(conn: sqlite3.Connection, key: StateKey, rev: int, limit: int) -> list[Any]:
-    return _log_rows(conn, sql.LAST_CHANGES_AFTER, (*key, rev, limit))
+    return _log_rows(conn, sql.LAST_CHANGES_AFTER, (*key, rev, time.time(), limit))
 
 
 def _log_rows(conn: sqlite3.Connection, statement: str, params: tuple[Any, ...]) -> list[Any]:

@@ -171,20 +171,34 @@ CHANGES_AFTER = (
     "SELECT rev, epoch, time, changes, origin FROM qstate_changes "
     "WHERE state = ?1 AND scope = ?2 AND rev > ?3 ORDER BY rev LIMIT 1000"
 )
-LAST_CHANGES_AFTER = (
-    "SELECT rev, time, changes, origin FROM qstate_changes "
-    "WHERE state = ?1 AND scope = ?2 AND rev > ?3 ORDER BY rev DESC LIMIT ?4"
-)
-"""The last ?4 changes after ?3, newest first (``LIMIT -1``: all of them)."""
+_EXPIRED = """NOT EXISTS (
+        SELECT 1 FROM qstate_values WHERE state = ?1 AND scope = ?2 AND {live})
+    AND EXISTS (SELECT 1 FROM qstate_values WHERE state = ?1 AND scope = ?2)"""
+"""The state expired: it has rows, none of them live (a removal leaves none)."""
+LAST_CHANGES_AFTER = f"""
+    SELECT rev, time, changes, origin FROM qstate_changes
+    WHERE state = ?1 AND scope = ?2 AND rev > ?3 AND NOT ({_EXPIRED.format(live=LIVE)})
+    ORDER BY rev DESC LIMIT ?5"""  # noqa: S608
+"""The last ?5 changes after ?3, newest first (``LIMIT -1``: all of them); none
+once the state expired, whose history goes with it."""
+FORGET_EXPIRED_HISTORY = f"""
+    DELETE FROM qstate_changes
+    WHERE state = ?1 AND scope = ?2 AND {_EXPIRED.format(live=LIVE)}"""  # noqa: S608
+"""Before a write with a TTL: an expired state starts a new life, without its
+old history (the periodic purge does the same for states nobody writes)."""
 PURGE_CHANGES = """
-    DELETE FROM qstate_changes WHERE (state, scope) IN (
-        SELECT c.state, c.scope FROM qstate_changes AS c
-        GROUP BY c.state, c.scope HAVING max(c.time) < ?2
-    ) AND NOT EXISTS (
+    DELETE FROM qstate_changes WHERE NOT EXISTS (
         SELECT 1 FROM qstate_values AS v
         WHERE v.state = qstate_changes.state AND v.scope = qstate_changes.scope
-          AND (v.expires_at IS NULL OR v.expires_at > ?2))"""
-"""?1 now, ?2 now - LINGER: forget the logs of states gone for LINGER seconds."""
+          AND (v.expires_at IS NULL OR v.expires_at > ?1)
+    ) AND (EXISTS (
+        SELECT 1 FROM qstate_values AS v
+        WHERE v.state = qstate_changes.state AND v.scope = qstate_changes.scope
+    ) OR (state, scope) IN (
+        SELECT c.state, c.scope FROM qstate_changes AS c
+        GROUP BY c.state, c.scope HAVING max(c.time) < ?2))"""
+"""?1 now, ?2 now - LINGER: forget the logs of states that expired (run before
+their rows are deleted) and of states removed LINGER seconds ago."""
 
 LIST = (
     "SELECT state, scope, count(*), max(expires_at) FROM qstate_values "

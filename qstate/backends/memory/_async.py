@@ -169,9 +169,10 @@ class AsyncMemoryBackend(AsyncBackend):
         self._expired_log(key)
 
     def _expired_log(self, key: StateKey) -> None:
-        """Start the LINGER of an expired state's log (an expiry is not a change)."""
+        """An expired state's history goes with it; its count lingers (expiry is no change)."""
         log = self._logs.get(key)
         if log is not None:
+            log.entries.clear()
             log.touched = time.time()
 
     def _record(self, key: StateKey, raw: tuple[Raw, ...] | list[Raw]) -> None:
@@ -387,7 +388,8 @@ class AsyncMemoryBackend(AsyncBackend):
 
     async def history(self, key: StateKey, since: int, limit: int | None) -> list[Change]:
         log = self._logs.get(key)
-        if log is None:
+        doc = self._docs.get(key)
+        if log is None or (doc is not None and doc.expired()):  # expired, not yet swept
             return []
         kept = [item for item in list(log.entries) if item[0] > since]  # list(): one C call
         if limit is not None:

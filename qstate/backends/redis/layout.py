@@ -25,10 +25,11 @@ revision: ``<epoch>-<rev>``, where the epoch is the Unix
 time in ms at which the count began, so ``XREAD`` from ``<epoch>-<rev>``
 returns exactly the changes after ``rev``, and a state re-created after its
 log expired (a new epoch, a higher ID) is seen by a connected watcher, never
-skipped. The log and its counter expire ``LINGER`` seconds after their state:
-they have no TTL
-while the state has none, the state's TTL + LINGER while it has one, and
-LINGER once the state is gone.
+skipped. The log and its counter have no TTL while the state has none. While
+it has one, the log expires with the state (its history goes with it) and the
+counter ``LINGER`` seconds later, so a state written again soon after keeps
+counting. Once a write removed the state, both expire after ``LINGER``: its
+last change, the removal, stays visible that long.
 """
 
 from __future__ import annotations
@@ -309,10 +310,13 @@ local function qlog(entries, expiry_may_change)
     redis.call('PERSIST', log)
     redis.call('PERSIST', counter)
   else
-    local linger = LINGER_MS
-    if pttl > 0 then linger = pttl + LINGER_MS end
-    redis.call('PEXPIRE', log, linger)
-    redis.call('PEXPIRE', counter, linger)
+    if pttl > 0 then  -- the log expires with its state; the count goes on a while
+      redis.call('PEXPIRE', log, pttl)
+      redis.call('PEXPIRE', counter, pttl + LINGER_MS)
+    else
+      redis.call('PEXPIRE', log, LINGER_MS)
+      redis.call('PEXPIRE', counter, LINGER_MS)
+    end
   end
 end
 """.replace("LOG_SIZE", str(LOG_SIZE)).replace("LINGER_MS", str(int(LINGER * 1000)))
