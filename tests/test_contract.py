@@ -24,6 +24,7 @@ from qstate import (
     MAX_INTEGER,
     MIN_INTEGER,
     ChangesLostError,
+    ConfigError,
     InvalidNameError,
     InvalidValueError,
     StateInfo,
@@ -799,3 +800,27 @@ def test_history_expires_with_its_state(flavour: Flavour, registry: Any, make_st
     again = make_state("Expiring", ttl=30)
     run(again.set("fresh", True))
     assert [c.changes for c in run(again.history())] == [[{"key": "fresh", "new": True}]]
+
+
+def test_a_state_class_sets_how_many_changes_its_log_keeps(
+    flavour: Flavour, registry: Any, make_state: Any
+) -> None:
+    if not _keeps_revisions(registry):
+        pytest.skip("checked by test_history_is_the_kept_changes_after_the_fact")
+    run = flavour.run
+    short = flavour.state_class("Short", history=50)(registry)
+    default = make_state("Default")
+    for i in range(300):
+        run(short.set("i", i))
+        run(default.set("i", i))
+    kept = run(short.history())
+    # Redis trims whole stream nodes and the file log every N writes: about N.
+    assert 50 <= len(kept) < 100
+    assert [c.rev for c in kept] == list(range(301 - len(kept), 301))
+    assert len(run(default.history())) == 300, "the other states keep the default 1,000"
+    with pytest.raises(ChangesLostError, match="no longer kept"):
+        run(short.restore(1))
+    assert run(short.restore(295)) == {"i": 294}
+    for bad in (0, -1, 100_001, 2.5, "50"):
+        with pytest.raises(ConfigError, match="history"):
+            flavour.state_class("Bad", history=bad)

@@ -107,8 +107,15 @@ class FileBackend(Backend):
 
     keeps_revisions = True
 
-    def __init__(self, path: Path | str, synchronous: str = "NORMAL", timeout: float = 10.0):
+    def __init__(
+        self,
+        path: Path | str,
+        synchronous: str = "NORMAL",
+        timeout: float = 10.0,
+        history: int = LOG_SIZE,
+    ):
         self.path = Path(path)
+        self.history_size = history
         self.url = f"file:{self.path}"
         self._synchronous = synchronous
         self._timeout = timeout
@@ -303,8 +310,8 @@ class FileBackend(Backend):
         conn.execute(sql.PURGE_CHANGES, (now, now - LINGER))
         conn.execute(sql.DELETE_ALL_EXPIRED, (now,))
 
-    @staticmethod
     def _log(
+        self,
         conn: sqlite3.Connection,
         now: float,
         key: StateKey,
@@ -320,8 +327,9 @@ class FileBackend(Backend):
         else:  # LOG_CHANGE: ?1, ?2, ?4, ?7 and ?8
             params = (name, scope, None, now, None, None, changes, origin_text())
         rev = conn.execute(statement, params).fetchone()[0]
-        if rev % sql.TRIM_EVERY == 0:
-            conn.execute(sql.TRIM_CHANGES, (name, scope, rev - LOG_SIZE))
+        size = self.history_size_of(key)
+        if rev % min(size, sql.TRIM_EVERY) == 0:  # so a log holds N to 2N changes at most
+            conn.execute(sql.TRIM_CHANGES, (name, scope, rev - size))
 
     def _log_texts(
         self,
@@ -740,7 +748,8 @@ class _Follower:
             if rev != self.position + 1:
                 raise ChangesLostError(
                     f"changes {self.position + 1}..{rev - 1} of {self.key} are no longer kept "
-                    f"in {self.backend.path} (the log holds the last {LOG_SIZE}); "
+                    f"in {self.backend.path} (the log holds the last "
+                    f"{self.backend.history_size_of(self.key)}); "
                     "read the state anew"
                 )
             found.append(_stored_change(self.backend.path, self.key, rev, when, body, origin))

@@ -91,10 +91,10 @@ class _Log:
 
     __slots__ = ("entries", "rev", "touched", "waiters")
 
-    def __init__(self) -> None:
+    def __init__(self, size: int = LOG_SIZE) -> None:
         self.rev = 0
         self.entries: deque[tuple[int, float, tuple[Raw, ...] | list[Raw], str | None]] = deque(
-            maxlen=LOG_SIZE
+            maxlen=size
         )
         """(rev, time, changed keys, task name): the host and pid are this process's."""
         self.waiters: set[Waiter] = set()
@@ -121,8 +121,9 @@ class MemoryBackend(Backend):
 
     keeps_revisions = True
 
-    def __init__(self, url: str = "memory://") -> None:
+    def __init__(self, url: str = "memory://", history: int = LOG_SIZE) -> None:
         self.url = url
+        self.history_size = history
         self._docs: dict[StateKey, _Doc] = {}
         self._expiring: dict[StateKey, _Doc] = {}
         self._next_sweep = 0.0
@@ -179,7 +180,7 @@ class MemoryBackend(Backend):
         """Give a change the state's next revision and wake its watchers (mutex held)."""
         log = self._logs.get(key)
         if log is None:
-            log = self._logs[key] = _Log()
+            log = self._logs[key] = _Log(self.history_size_of(key))
         log.rev += 1
         log.touched = now = time.time()
         log.entries.append((log.rev, now, raw, current_task()))
@@ -399,7 +400,7 @@ class MemoryBackend(Backend):
     def watch(self, key: StateKey, since: int | None, timeout: float | None) -> Iterator[Change]:
         log = self._logs.get(key)
         if log is None:  # a log to wait on; the first write will use it
-            log = self._logs.setdefault(key, _Log())
+            log = self._logs.setdefault(key, _Log(self.history_size_of(key)))
         position = log.rev if since is None else since
         if position > log.rev:
             raise UsageError(f"revision {position} of {key} is ahead of its latest, {log.rev}")
@@ -414,7 +415,8 @@ class MemoryBackend(Backend):
                     if oldest > position + 1:
                         raise ChangesLostError(
                             f"changes {position + 1}..{oldest - 1} of {key} are no longer "
-                            f"kept (the log holds the last {LOG_SIZE}); read the state anew"
+                            f"kept (the log holds the last {log.entries.maxlen}); "
+                            "read the state anew"
                         )
                     for item in kept[position + 1 - oldest :]:
                         position = item[0]

@@ -38,7 +38,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, quote, urlencode
 
-from ..._changes import LINGER, LOG_SIZE
+from ..._changes import LINGER, LOG_SIZE, history_option
 from ..._errors import ConfigError
 from ..._keys import StateKey
 from ..._urls import redact, split_credentials
@@ -88,6 +88,8 @@ class RedisOptions:
     """How long a write waits for a transaction's lock (longer than the lease)."""
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     """Connections the registry opens at most; more concurrent calls wait for one."""
+    history: int = LOG_SIZE
+    """How many changes of each state its log keeps (about: XADD trims with ``~``)."""
     password: str | None = field(default=None, repr=False)
     """Kept to scrub it from any text redis-py produces (it should not, but)."""
     passthrough: tuple[str, ...] = ()
@@ -125,6 +127,8 @@ def parse_url(url: str) -> RedisOptions:
             found[name] = _seconds(name, value)
         elif name == "max_connections":
             found[name] = _count(name, value, 1, 100_000)
+        elif name == "history":
+            found[name] = history_option(value, shown)
         elif name == "db":
             db = value
         elif name in ("password", "username"):
@@ -143,7 +147,8 @@ def parse_url(url: str) -> RedisOptions:
             passthrough.append((name, value))
         else:
             known = sorted(
-                {"prefix", "db", "max_connections", *_SECONDS_OPTIONS, *REDIS_PY_OPTIONS}
+                {"prefix", "db", "max_connections", "history"}
+                | {*_SECONDS_OPTIONS, *REDIS_PY_OPTIONS}
             )
             raise ConfigError(
                 f"unknown Redis URL option {name!r}; known: {', '.join(known)}"
@@ -277,7 +282,9 @@ def scan_pattern(prefix: str, name_prefix: str) -> str:
 # HSET/HDEL calls because Lua's unpack() has a stack limit.
 
 _LOG = """
-local QORIGIN = table.remove(ARGV)  -- every write script's last argument: who writes
+-- Every write script's last two arguments: how many changes the log keeps, who writes.
+local QORIGIN = table.remove(ARGV)
+local QKEEP = table.remove(ARGV)
 local function qentry(field, old, new)
   local s = '{"key":' .. cjson.encode(field)
   if old and not pcall(cjson.decode, old) then old = cjson.encode(old) end  -- not ours: a string
@@ -300,7 +307,7 @@ local function qlog(entries, expiry_may_change)
       epoch = redis.call('HGET', counter, 'epoch') or ms
     end
     local id = epoch .. '-' .. string.format('%.0f', rev)
-    redis.call('XADD', log, 'MAXLEN', '~', LOG_SIZE, id, 't', ms,
+    redis.call('XADD', log, 'MAXLEN', '~', QKEEP, id, 't', ms,
                'c', '[' .. table.concat(entries, ',') .. ']', 'o', QORIGIN)
   end
   -- also without entries: a TTL refresh that changed no value moves the expiry
@@ -319,7 +326,7 @@ local function qlog(entries, expiry_may_change)
     end
   end
 end
-""".replace("LOG_SIZE", str(LOG_SIZE)).replace("LINGER_MS", str(int(LINGER * 1000)))
+""".replace("LINGER_MS", str(int(LINGER * 1000)))
 """Lua helpers every write script starts with: ``qentry`` makes one changed
 key's JSON from stored JSON texts (``false``: absent), and ``qlog``, called
 after the write, appends the change with the next revision and, when the
