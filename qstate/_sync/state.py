@@ -252,8 +252,9 @@ class State:
 
         What a watcher would have seen, after the fact: every change keeps
         its time, who made it (``origin``) and each key's old and new value.
-        The log keeps a state's latest changes (about the last 1,000), so
-        older ones may be gone; ``limit`` returns only the last ``limit``.
+        The log keeps a state's latest changes (about 1,000, or the
+        ``history=`` of its class or URL), so older ones may be gone; ``limit``
+        returns only the last ``limit``.
         """
         _check_count("since", since)
         if limit is not None:

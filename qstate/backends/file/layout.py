@@ -40,9 +40,12 @@ write with one ``ALTER TABLE``; its older changes keep a NULL origin).
 A write appends its row in its own transaction, the revision computed by the
 INSERT itself (the last row's ``rev`` + 1), so two statements still make a
 ``set``: this INSERT, which also reads the old value, and the upsert. Every
-100th revision also deletes the rows more than ``LOG_SIZE`` behind. Rows of a
-state gone (no live key) with no change for ``LINGER`` seconds are deleted by
-the periodic purge; the next write then starts a new life (a new ``epoch``).
+100th revision (every Nth below 100) also deletes the rows more than N (the
+state's ``history``) behind. The periodic purge deletes the rows of a state
+that expired (its history goes with it; until then reads hide them, and a
+write with a TTL deletes them first) and of one removed (no live key) with no
+change for ``LINGER`` seconds; the next write then starts a new life (a new
+``epoch``).
 """
 
 from __future__ import annotations
@@ -161,7 +164,7 @@ before the upsert, it keeps a ``set`` at two statements."""
 
 TRIM_CHANGES = "DELETE FROM qstate_changes WHERE state = ?1 AND scope = ?2 AND rev <= ?3"
 TRIM_EVERY = 100
-"""Every this many revisions a write deletes the rows more than LOG_SIZE behind."""
+"""Every this many revisions a write deletes the rows more than N behind."""
 
 LATEST_CHANGE = (
     "SELECT rev, epoch FROM qstate_changes WHERE state = ?1 AND scope = ?2 "

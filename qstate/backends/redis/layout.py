@@ -18,7 +18,7 @@ contains ``:`` and a scope never contains a brace, so the key is unambiguous.
 Expiry is the key's own TTL (PEXPIRE), set in the same script as the write.
 
 Every write script that changes a state appends to its log in the same script
-(``XADD ... MAXLEN ~ LOG_SIZE``), so the revision is atomic with the write. The
+(``XADD ... MAXLEN ~ N``), so the revision is atomic with the write. The
 revision comes from ``HINCRBY`` on the counter (reading the stream's last entry
 instead cost the script more than the XADD itself). The entry ID carries the
 revision: ``<epoch>-<rev>``, where the epoch is the Unix
