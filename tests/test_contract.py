@@ -635,3 +635,96 @@ def test_a_watcher_too_far_behind_gets_an_error_not_a_gap(
     [latest] = flavour.take(state.watch(since=writes - 1), 1)
     assert latest.rev == writes
     assert latest.changes == [{"key": "i", "old": writes - 2, "new": writes - 1}]
+
+
+def test_history_is_the_kept_changes_after_the_fact(
+    flavour: Flavour, registry: Any, make_state: Any
+) -> None:
+    run = flavour.run
+    state = make_state()
+    if not _keeps_revisions(registry):
+        with pytest.raises(UsageError, match="keeps no revisions"):
+            run(state.history())
+        return
+    assert run(state.history()) == [], "a state never written has no history"
+    run(state.set("step", 1))
+    run(state.update(step=2, prompt="x"))
+    run(state.delete("prompt"))
+    run(state.clear())
+    run(state.set("step", 1))
+    past = run(state.history())
+    assert [c.rev for c in past] == [1, 2, 3, 4, 5]
+    assert [c.changes for c in past] == [
+        [{"key": "step", "new": 1}],
+        [{"key": "step", "old": 1, "new": 2}, {"key": "prompt", "new": "x"}],
+        [{"key": "prompt", "old": "x"}],
+        [{"key": "step", "old": 2}],
+        [{"key": "step", "new": 1}],
+    ]
+    assert past == flavour.take(state.watch(since=0), 5), "what a watcher saw, after the fact"
+    assert [c.rev for c in run(state.history(since=3))] == [4, 5]
+    assert [c.rev for c in run(state.history(limit=2))] == [4, 5]
+    assert [c.rev for c in run(state.history(since=1, limit=10))] == [2, 3, 4, 5]
+    assert run(state.history(limit=0)) == []
+    assert run(state.history(since=5)) == []
+    assert run(make_state(scope="other").history()) == [], "per state and scope"
+    for bad in ({"since": -1}, {"limit": -1}, {"since": True}, {"limit": 1.5}):
+        with pytest.raises(InvalidValueError):
+            run(state.history(**bad))
+
+
+def test_restore_undoes_later_changes_as_a_new_revision(
+    flavour: Flavour, registry: Any, make_state: Any
+) -> None:
+    run = flavour.run
+    state = make_state()
+    if not _keeps_revisions(registry):
+        run(state.set("a", 1))
+        with pytest.raises(UsageError, match="keeps no revisions"):
+            run(state.restore(0))
+        assert run(state.get_all()) == {"a": 1}
+        return
+    run(state.set("step", 1))  # rev 1
+    run(state.update(step=2, cart=["tea"], nested={"n": [1]}))  # rev 2
+    at_2 = run(state.get_all())
+    run(state.incr("step"))  # 3
+    run(state.delete("cart"))  # 4
+    run(state.update(extra=None))  # 5
+    run(state.clear())  # 6
+    run(state.set("late", True))  # 7
+    assert run(state.restore(2)) == at_2
+    assert run(state.get_all()) == at_2
+    assert run(state.revision()) == 8, "a restore is a new revision"
+    [restore] = run(state.history(limit=1))
+    assert {c["key"]: c for c in restore.changes} == {
+        "late": {"key": "late", "old": True},
+        "step": {"key": "step", "new": 2},
+        "cart": {"key": "cart", "new": ["tea"]},
+        "nested": {"key": "nested", "new": {"n": [1]}},
+    }
+    assert run(state.restore(8)) == at_2
+    assert run(state.revision()) == 8, "restoring the present changes nothing"
+    assert run(state.restore(3)) == {**at_2, "step": 3}
+    assert run(state.restore(0)) == {}
+    assert run(state.get_all()) == {}, "revision 0: before the first change"
+    with pytest.raises(UsageError, match="ahead"):
+        run(state.restore(99))
+    for bad in (-1, True, "2"):
+        with pytest.raises(InvalidValueError):
+            run(state.restore(bad))
+
+
+def test_restore_past_the_log_is_refused_and_changes_nothing(
+    flavour: Flavour, registry: Any, make_state: Any
+) -> None:
+    if not _keeps_revisions(registry):
+        pytest.skip("checked by test_restore_undoes_later_changes_as_a_new_revision")
+    state = make_state()
+    writes = LOG_SIZE + 300
+    for i in range(writes):
+        flavour.run(state.set("i", i))
+    with pytest.raises(ChangesLostError, match="no longer kept"):
+        flavour.run(state.restore(1))
+    assert flavour.run(state.get_all()) == {"i": writes - 1}
+    assert flavour.run(state.revision()) == writes
+    assert flavour.run(state.restore(writes - 2)) == {"i": writes - 3}

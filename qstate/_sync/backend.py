@@ -138,6 +138,15 @@ class Backend(ABC):
         """
         raise self._no_revisions()
 
+    def history(self, key: StateKey, since: int, limit: int | None) -> list[Change]:
+        """The changes still kept after revision ``since``, oldest first.
+
+        With ``limit``, only the last ``limit`` of them. A state's log keeps
+        its latest changes (see ``qstate._changes``), so this reads what a
+        watcher could still catch up on, after the fact.
+        """
+        raise self._no_revisions()
+
     def _no_revisions(self) -> UsageError:
         return UsageError(
             f"the backend {self.url or type(self).__name__} keeps no revisions, "

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._changes import Change
 from .._codec import JSONValue, check_value
-from .._errors import InvalidValueError, UsageError
+from .._errors import ChangesLostError, InvalidValueError, UsageError
 from .._keys import StateKey, check_key, check_name, check_scope
 from .._model import (
     MISSING,
@@ -48,6 +48,12 @@ def _check_registry(state: State, registry: object) -> None:
         )
     if type(registry) is StateRegistry:
         _registry_class[0] = StateRegistry
+
+
+def _check_count(name: str, value: object) -> None:
+    """Refuse a revision or a count that is not an int >= 0 (``True`` is not one)."""
+    if type(value) is not int or value < 0:
+        raise InvalidValueError(f"{name} must be an int >= 0, not {value!r}")
 
 
 class State:
@@ -222,11 +228,56 @@ class State:
         (as kafka-python's ``consumer_timeout_ms`` does), so a caller can keep
         a deadline of its own.
         """
-        if since is not None and (type(since) is not int or since < 0):
-            raise InvalidValueError(f"since must be a revision (an int >= 0), not {since!r}")
+        if since is not None:
+            _check_count("since", since)
         if timeout is not None and (type(timeout) not in (int, float) or not timeout > 0):
             raise InvalidValueError(f"timeout must be a number of seconds > 0, not {timeout!r}")
         return self._backend.watch(self._key, since, timeout)
+
+    def history(self, *, since: int = 0, limit: int | None = None) -> list[Change]:
+        """The state's changes still kept after revision ``since``, oldest first.
+
+        What a watcher would have seen, after the fact: every change keeps
+        its time, who made it (``origin``) and each key's old and new value.
+        The log keeps a state's latest changes (about the last 1,000), so
+        older ones may be gone; ``limit`` returns only the last ``limit``.
+        """
+        _check_count("since", since)
+        if limit is not None:
+            _check_count("limit", limit)
+        self._guard(False)
+        return self._backend.history(self._key, since, limit)
+
+    def restore(self, to: int) -> Document:
+        """Make the state what it was at revision ``to``; return that document.
+
+        One atomic step, under the state's lock, that is itself a new revision
+        (nothing is rewritten in the past): the present with every later change
+        undone, from the old values the log kept. So ``to`` must be within the
+        log's reach, or ChangesLostError says how far back it goes; ``0`` is the
+        state before its first change (restoring it removes the state).
+        """
+        _check_count("to", to)
+        self._guard(True)
+        with self._backend.transaction(self._key, self._ttl) as data:
+            latest = self._backend.revision(self._key)
+            if to > latest:
+                raise UsageError(f"revision {to} of {self._key} is ahead of its latest, {latest}")
+            later = self._backend.history(self._key, to, None)
+            if latest > to and (not later or later[0].rev != to + 1 or later[-1].rev != latest):
+                oldest = later[0].rev - 1 if later else latest
+                raise ChangesLostError(
+                    f"revision {to} of {self._key} is no longer kept: its log reaches back "
+                    f"to revision {oldest}; restore to {oldest} or later"
+                )
+            for change in reversed(later):
+                for item in change.changes:
+                    if "old" in item:
+                        data[item["key"]] = item["old"]
+                    else:
+                        data.pop(item["key"], None)
+            restored = dict(data)
+        return restored
 
     @contextmanager
     def transaction(self) -> Iterator[Document]:

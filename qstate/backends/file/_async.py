@@ -98,6 +98,9 @@ class AsyncFileBackend(AsyncBackend):
     async def revision(self, key: StateKey) -> int:
         return await asyncio.to_thread(self.sync.revision, key)
 
+    async def history(self, key: StateKey, since: int, limit: int | None) -> list[Change]:
+        return await asyncio.to_thread(self.sync.history, key, since, limit)
+
     async def watch(
         self, key: StateKey, since: int | None, timeout: float | None
     ) -> AsyncIterator[Change]:

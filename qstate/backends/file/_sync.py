@@ -583,6 +583,10 @@ class FileBackend(Backend):
         latest = self._read(_latest_change, key)
         return 0 if latest is None else latest[0]
 
+    def history(self, key: StateKey, since: int, limit: int | None) -> list[Change]:
+        rows = self._read(_last_changes, key, since, -1 if limit is None else limit) or []
+        return [_stored_change(self.path, key, *row) for row in reversed(rows)]
+
     def follower(self, key: StateKey, since: int | None) -> _Follower:
         """A reader of the state's change log from ``since`` (both flavours use it)."""
         return _Follower(self, key, since)
@@ -659,6 +663,23 @@ def _changes_after(conn: sqlite3.Connection, key: StateKey, rev: int) -> list[An
         raise
 
 
+def _last_changes(conn: sqlite3.Connection, key: StateKey, rev: int, limit: int) -> list[Any]:
+    try:
+        return conn.execute(sql.LAST_CHANGES_AFTER, (*key, rev, limit)).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return []  # a layout-1 file, not yet migrated: no change logged
+        raise
+
+
+def _stored_change(path: Path, key: StateKey, rev: int, when: float, body: str) -> Change:
+    """A change as the log stores it; unreadable JSON is corrupt data, named."""
+    try:
+        return Change(rev, iso_time(when), decode_changes(body))
+    except ValueError as exc:
+        raise CorruptDataError(f"{path}: change {rev} of {key} is not JSON: {exc}") from None
+
+
 class _Follower:
     """Reads a state's change log in order, one poll at a time (no sleeping here).
 
@@ -709,13 +730,7 @@ class _Follower:
                     f"in {self.backend.path} (the log holds the last {LOG_SIZE}); "
                     "read the state anew"
                 )
-            try:
-                changes = decode_changes(body)
-            except ValueError as exc:
-                raise CorruptDataError(
-                    f"{self.backend.path}: change {rev} of {self.key} is not JSON: {exc}"
-                ) from None
-            found.append(Change(rev, iso_time(when), changes))
+            found.append(_stored_change(self.backend.path, self.key, rev, when, body))
             self.position = rev
         if found:
             self.last_change = time.monotonic()

@@ -161,6 +161,11 @@ CHANGES_AFTER = (
     "SELECT rev, epoch, time, changes FROM qstate_changes "
     "WHERE state = ?1 AND scope = ?2 AND rev > ?3 ORDER BY rev LIMIT 1000"
 )
+LAST_CHANGES_AFTER = (
+    "SELECT rev, time, changes FROM qstate_changes "
+    "WHERE state = ?1 AND scope = ?2 AND rev > ?3 ORDER BY rev DESC LIMIT ?4"
+)
+"""The last ?4 changes after ?3, newest first (``LIMIT -1``: all of them)."""
 PURGE_CHANGES = """
     DELETE FROM qstate_changes WHERE (state, scope) IN (
         SELECT c.state, c.scope FROM qstate_changes AS c

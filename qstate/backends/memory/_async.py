@@ -382,6 +382,15 @@ class AsyncMemoryBackend(AsyncBackend):
         log = self._logs.get(key)
         return 0 if log is None else log.rev
 
+    async def history(self, key: StateKey, since: int, limit: int | None) -> list[Change]:
+        log = self._logs.get(key)
+        if log is None:
+            return []
+        kept = [item for item in list(log.entries) if item[0] > since]  # list(): one C call
+        if limit is not None:
+            kept = kept[max(len(kept) - limit, 0) :]
+        return [_change(rev, when, raw) for rev, when, raw in kept]
+
     async def watch(
         self, key: StateKey, since: int | None, timeout: float | None
     ) -> AsyncIterator[Change]:

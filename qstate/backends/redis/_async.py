@@ -453,6 +453,26 @@ class AsyncRedisBackend(AsyncBackend):
         latest = await self._latest(key)
         return 0 if latest is None else latest[1]
 
+    async def history(self, key: StateKey, since: int, limit: int | None) -> list[Change]:
+        latest = await self._latest(key)
+        if latest is None or limit == 0:
+            return []
+        log = layout.log_key(self._key(key))
+        first = f"{latest[0]}-{since + 1}"  # this life's changes only: ids are epoch-rev
+        try:
+            if limit is None:
+                entries = await self._once_more(lambda: self._client.xrange(log, first, "+"))
+            else:
+                entries = await self._once_more(
+                    lambda: self._client.xrevrange(log, "+", first, count=limit)
+                )
+                entries.reverse()
+        except REDIS_ERRORS as exc:
+            raise translate(exc, self.url, key) from exc
+        return [
+            self._change(key, layout.parse_log_id(raw_id)[1], fields) for raw_id, fields in entries
+        ]
+
     async def watch(
         self, key: StateKey, since: int | None, timeout: float | None
     ) -> AsyncIterator[Change]:
