@@ -285,21 +285,27 @@ def history_table(name: str, scope: str, changes: Iterable[Any]) -> Table:
     """Changes (``qstate.Change``) as a table, one row per changed key.
 
     The revision, time and origin head the first row of each change only, so
-    a clear that removed many keys reads as one block.
+    a clear that removed many keys reads as one block. The origin column is
+    left out when no change says who made it.
     """
     from rich.table import Table
     from rich.text import Text
 
+    changes = list(changes)
+    with_origin = any(change.origin for change in changes)
     table = Table(title=Text(f"{state_title(name, scope)}: history"), title_justify="left")
     table.add_column("rev", justify="right", style="bold")
     table.add_column("time")
-    table.add_column("origin")
+    if with_origin:
+        table.add_column("origin")
     table.add_column("key", style="bold")
     table.add_column("old → new")
     for change in changes:
-        head = [str(change.rev), change.time.replace("T", " "), origin_label(change.origin)]
+        head = [str(change.rev), change.time.replace("T", " ")]
+        if with_origin:
+            head.append(origin_label(change.origin))
         for index, entry in enumerate(change.changes):
-            shown = head if index == 0 else ["", "", ""]
+            shown = head if index == 0 else [""] * len(head)
             table.add_row(
                 *(Text(cell) for cell in shown),
                 Text(safe_text(entry["key"])),
@@ -317,8 +323,8 @@ def differences_table(
     from rich.table import Table
     from rich.text import Text
 
-    def shown(value: Any, missing: str) -> Text:
-        return Text(missing, style="dim") if value is absent else Text(compact_json(value))
+    def shown(value: Any) -> Text:
+        return Text("(absent)", style="dim") if value is absent else Text(compact_json(value))
 
     table = Table(
         title=Text(f"{state_title(name, scope)}: now → at revision {to}"), title_justify="left"
@@ -327,5 +333,5 @@ def differences_table(
     table.add_column("now")
     table.add_column(f"at revision {to}")
     for key, now, then in rows:
-        table.add_row(Text(safe_text(key)), shown(now, ABSENT_BEFORE), shown(then, ABSENT_AFTER))
+        table.add_row(Text(safe_text(key)), shown(now), shown(then))
     return table

@@ -40,7 +40,7 @@ def history(
         typer.Option("--since", help="Only the changes after this revision.", min=0),
     ] = None,
 ) -> None:
-    """Show the changes a state's log still keeps: revision, time, origin, old → new.
+    """Show what changed in a state, when and by whom (the changes its log keeps).
 
     On a terminal a table, one row per changed key, oldest first; otherwise one
     JSON array of the changes as watch prints them ({"state", "scope", "rev",
