@@ -25,6 +25,7 @@ from qstate_cli.session import Session
 from qstate_cli.shell.completer import ShellCompleter
 from qstate_cli.shell.grammar import Current
 from qstate_cli.shell.loop import Shell
+from qstate_cli.shell.syntax import command_syntax
 
 QSTATE = str(Path(sys.executable).parent / "qstate")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][AB012]")
@@ -277,6 +278,10 @@ def test_shell_and_bash_completion_know_both_commands(tmp_path: Path) -> None:
     shell.current = Current("Job")
     assert {"--to", "--yes"} <= set(completions("restore --"))
     assert completions("history ") == [], "history takes no key"
+    restore = shell.commands["restore"]
+    assert command_syntax("restore", restore, implicit_state=True) == (
+        "restore --to REV [--scope SCOPE] [--yes]"
+    ), "the toolbar: a required option without brackets"
     env = {
         **os.environ, "_QSTATE_COMPLETE": "complete_bash",
         "COMP_WORDS": f"qstate --url {url} restore ", "COMP_CWORD": "4",
@@ -346,3 +351,27 @@ def test_history_and_restore_in_the_shell(tmp_path: Path) -> None:
     with StateRegistry(url) as registry:
         assert registry.state("Job").get_all() == {"a": 1}
         assert registry.state("Job").revision() == 4
+
+
+@pytest.mark.usefixtures("example_backend_installed")
+def test_a_backend_without_revisions_refuses_both_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A third-party backend may keep no revisions (tests/example_backend.py keeps none)."""
+    from qstate_cli.main import invoke
+    from tests import example_backend
+
+    try:
+        assert invoke(["--url", "example://", "set", "Job", "k", "1"]) == 0
+        for args in (["history", "Job"], ["restore", "Job", "--to", "0"]):
+            capsys.readouterr()
+            assert invoke(["--url", "example://", *args]) == 2
+            err = capsys.readouterr().err
+            assert err.startswith("qstate: error: ")
+            assert "keeps no revisions" in err
+            assert len(err.splitlines()) == 1
+        assert invoke(["--url", "example://", "restore", "Job", "--to", "0", "--yes"]) == 2
+        with StateRegistry("example://") as registry:
+            assert registry.state("Job").get_all() == {"k": 1}
+    finally:
+        example_backend.forget_everything()
