@@ -24,6 +24,7 @@ from ._errors import (
 from ._inject import Scope
 from ._listing import StateList
 from ._model import StateInfo
+from ._origin import acting_as
 from ._sync.registry import StateRegistry
 from ._sync.state import State
 from ._urls import redact as redact_url
@@ -53,6 +54,7 @@ __all__ = [
     "StateList",
     "StateRegistry",
     "UsageError",
+    "acting_as",
     "locate_url",
     "redact_url",
     "resolve_url",

@@ -14,7 +14,8 @@ The rules, the same on every backend:
 * ``replace``, ``transaction()``, ``modify()`` and imports make one only when
   the document differs, listing only the keys that differ.
 
-Retention: a log keeps at least the last :data:`LOG_SIZE` changes of a state.
+Retention: a log keeps the last :data:`LOG_SIZE` changes of a state, or the
+``history=N`` its URL or its state class asks for (1 to :data:`MAX_HISTORY`).
 When a state is removed (a clear, a delete of its last key, its expiry) its
 counter and log are kept :data:`LINGER` seconds longer (after the expiry when
 it expires), so the next write continues the count and a watcher sees the
@@ -32,10 +33,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ._codec import JSONValue, refuse_constant
+from ._errors import ConfigError
 from ._model import MISSING, Document
 
 LOG_SIZE = 1000
 """Changes of one state a log keeps at least (Redis trims approximately, above it)."""
+
+MAX_HISTORY = 100_000
+"""The most changes of one state a log may be asked to keep (``history=``)."""
 
 LINGER = 300.0
 """Seconds a removed state's counter and log outlive it."""
@@ -52,8 +57,10 @@ class Change:
     a string, so that it prints and serializes the same everywhere (the CLI's
     JSON lines carry it as is). ``changes`` lists ``{"key", "old", "new"}``
     dicts: ``old`` is absent for a key the change created, ``new`` for a key it
-    removed. ``origin`` is reserved for who made the change (host, pid, task);
-    backends leave it ``None`` for now.
+    removed. ``origin`` says who made it: ``{"host", "pid"}`` of the writing
+    process and, when the write came from an injected task (or
+    :func:`qstate.acting_as`), its ``"task"`` name; ``None`` for a change an
+    older qstate logged.
     """
 
     rev: int
@@ -138,3 +145,22 @@ def text_entry(key: str, old: str | None, new: str | None) -> str:
     if new is not None:
         text += ',"new":' + new
     return text + "}"
+
+
+def history_size(value: object, where: str) -> int:
+    """A ``history=`` setting checked: how many changes a log keeps (an int, 1 to MAX_HISTORY)."""
+    if type(value) is not int or not 1 <= value <= MAX_HISTORY:
+        raise ConfigError(
+            f"history must be a number of changes from 1 to {MAX_HISTORY}, not {value!r} "
+            f"({where}); every change is kept for watchers, so it cannot be 0"
+        )
+    return value
+
+
+def history_option(text: str, url: str) -> int:
+    """A URL's ``?history=N``, read alike by every built-in backend."""
+    try:
+        value: object = int(text)
+    except ValueError:
+        value = text
+    return history_size(value, url)

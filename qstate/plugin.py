@@ -11,7 +11,8 @@
 The signature is read once, at decoration; each call then creates the states
 bound to the plugin's registry, unless the caller passed one (or anything that
 is not None) for that parameter. ``StatePlugin`` does the same for ``def``
-functions and ``State`` classes.
+functions and ``State`` classes. Changes made inside an injected function are
+logged with its name as their ``origin``'s task (see ``qstate history``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ._async.registry import AsyncStateRegistry
 from ._async.state import AsyncState
 from ._errors import UsageError
 from ._inject import Scope, StateParameter, fill_states, find_state_parameters
+from ._origin import acting_as
 from ._sync.registry import StateRegistry
 from ._sync.state import State
 
@@ -107,7 +109,8 @@ class StatePlugin(_Injector):
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> T:
             new_args, new_kwargs = self.bind(signature, parameters, args, kwargs)
-            return func(*new_args, **new_kwargs)
+            with acting_as(func.__qualname__):
+                return func(*new_args, **new_kwargs)
 
         return wrapper
 
@@ -131,6 +134,7 @@ class AsyncStatePlugin(_Injector):
         @functools.wraps(func)
         async def wrapper(*args: Any, **kwargs: Any) -> T:
             new_args, new_kwargs = self.bind(signature, parameters, args, kwargs)
-            return await func(*new_args, **new_kwargs)
+            with acting_as(func.__qualname__):
+                return await func(*new_args, **new_kwargs)
 
         return wrapper

@@ -124,3 +124,29 @@ def test_third_party_backend_registers_through_entry_points(
 )
 def test_redact_hides_passwords(url: str, shown: str) -> None:
     assert redact(url) == shown
+
+
+@pytest.mark.parametrize(
+    "backend", ["memory", "file", pytest.param("redis", marks=pytest.mark.redis)]
+)
+def test_history_in_the_url_sets_how_many_changes_a_log_keeps(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """``?history=N`` is read alike by every built-in backend (Redis trims about N)."""
+    url = {"memory": "memory://", "file": f"file:{tmp_path}/s.db"}.get(backend)
+    if url is None:
+        url = request.getfixturevalue("redis_url")
+    with StateRegistry(f"{url}?history=50") as registry:
+        state = registry.state("HistoryInURL")
+        for i in range(300):
+            state.set("i", i)
+        kept = [c.rev for c in state.history()]
+    assert 50 <= len(kept) < (300 if backend == "redis" else 100)
+    assert kept[-1] == 300
+
+
+@pytest.mark.parametrize("scheme", ["memory://", "file:/tmp/never.db", "redis://127.0.0.1/0"])
+@pytest.mark.parametrize("bad", ["0", "-3", "1.5", "", "100001"])
+def test_a_bad_history_in_the_url_is_a_config_error(scheme: str, bad: str) -> None:
+    with pytest.raises(ConfigError, match="history must be"):
+        StateRegistry(f"{scheme}?history={bad}")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -22,10 +24,12 @@ from qstate import (
     MAX_INTEGER,
     MIN_INTEGER,
     ChangesLostError,
+    ConfigError,
     InvalidNameError,
     InvalidValueError,
     StateInfo,
     UsageError,
+    acting_as,
 )
 from qstate._changes import LOG_SIZE
 from qstate._txguard import OPEN_COUNT
@@ -728,3 +732,95 @@ def test_restore_past_the_log_is_refused_and_changes_nothing(
     assert flavour.run(state.get_all()) == {"i": writes - 1}
     assert flavour.run(state.revision()) == writes
     assert flavour.run(state.restore(writes - 2)) == {"i": writes - 3}
+
+
+def test_each_change_says_which_process_and_task_made_it(
+    flavour: Flavour, registry: Any, make_state: Any
+) -> None:
+    if not _keeps_revisions(registry):
+        pytest.skip("checked by test_every_change_gets_the_next_revision")
+    run = flavour.run
+    state = make_state()
+    here = {"host": socket.gethostname(), "pid": os.getpid()}
+
+    def as_task(name: str, write: Callable[[], Any]) -> None:
+        """``write()`` labelled ``name``, inside a coroutine on the async flavour."""
+        if flavour.is_async:
+
+            async def labelled() -> None:
+                with acting_as(name):
+                    await asyncio.sleep(0)  # another task may run meanwhile
+                    await write()
+
+            run(labelled())
+        else:
+            with acting_as(name):
+                write()
+
+    run(state.set("a", 1))
+    as_task("checkout.step2", lambda: state.update(a=2, b=3))
+    as_task("checkout.step2", lambda: state.modify(lambda d: {**d, "c": 4}))
+    run(state.clear())
+    if flavour.is_async:  # two tasks at once: each sees its own label
+
+        async def both() -> None:
+            async def one(name: str) -> None:
+                with acting_as(name):
+                    await asyncio.sleep(0)
+                    await state.incr(name)
+
+            await asyncio.gather(one("one"), one("two"))
+
+        run(both())
+    past = run(state.history())
+    assert [c.origin for c in past[:4]] == [
+        here,
+        {**here, "task": "checkout.step2"},
+        {**here, "task": "checkout.step2"},
+        here,
+    ]
+    for change in past[4:]:
+        assert change.origin == {**here, "task": change.changes[0]["key"]}
+    assert past[0].as_dict()["origin"] == here
+    with pytest.raises(TypeError), acting_as(42):  # type: ignore[arg-type]
+        pass
+
+
+def test_history_expires_with_its_state(flavour: Flavour, registry: Any, make_state: Any) -> None:
+    if not _keeps_revisions(registry):
+        pytest.skip("checked by test_history_is_the_kept_changes_after_the_fact")
+    run = flavour.run
+    lasting = make_state("Expiring", ttl=None)
+    run(lasting.update(a=1, b=2))
+    assert len(run(lasting.history())) == 1
+    run(make_state("Expiring", ttl=1).set("a", 3))  # the state now expires in 1 s
+    time.sleep(2)
+    assert run(lasting.get_all()) == {}
+    assert run(lasting.history()) == [], "the history went with the state"
+    again = make_state("Expiring", ttl=30)
+    run(again.set("fresh", True))
+    assert [c.changes for c in run(again.history())] == [[{"key": "fresh", "new": True}]]
+
+
+def test_a_state_class_sets_how_many_changes_its_log_keeps(
+    flavour: Flavour, registry: Any, make_state: Any
+) -> None:
+    if not _keeps_revisions(registry):
+        pytest.skip("checked by test_history_is_the_kept_changes_after_the_fact")
+    run = flavour.run
+    short = flavour.state_class("Short", history=50)(registry)
+    default = make_state("Default")
+    for i in range(300):
+        run(short.set("i", i))
+        run(default.set("i", i))
+    kept = run(short.history())
+    # Redis trims whole stream nodes and the file log every N writes: about N.
+    assert 50 <= len(kept) < 100
+    assert [c.rev for c in kept] == list(range(301 - len(kept), 301))
+    assert len(run(default.history())) == 300, "the other states keep the default 1,000"
+    with pytest.raises(ChangesLostError, match="no longer kept"):
+        run(short.restore(1))
+    assert run(short.restore(295)) == {"i": 294}
+    for bad in (0, -1, 100_001, 2.5, "50"):
+        with pytest.raises(ConfigError, match="history"):
+            flavour.state_class("Bad", history=bad)

@@ -62,7 +62,7 @@ def test_layout_is_readable_by_sqlite3(tmp_path: Path) -> None:
     ).fetchall()
     assert time.time() + 50 < expires_at <= time.time() + 60
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-    assert conn.execute("PRAGMA user_version").fetchone() == (2,)
+    assert conn.execute("PRAGMA user_version").fetchone() == (3,)
     assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
@@ -80,14 +80,17 @@ def test_a_scope_is_data_never_a_path(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
-        ("file:state.db", (Path("state.db"), "NORMAL", 10.0)),
-        ("file:///abs/s.db", (Path("/abs/s.db"), "NORMAL", 10.0)),
-        ("file://localhost/abs/s.db", (Path("/abs/s.db"), "NORMAL", 10.0)),
-        ("file:/abs/s.db?synchronous=full&timeout=2.5", (Path("/abs/s.db"), "FULL", 2.5)),
-        ("file:a%20b.db", (Path("a b.db"), "NORMAL", 10.0)),
+        ("file:state.db", (Path("state.db"), "NORMAL", 10.0, 1000)),
+        ("file:///abs/s.db", (Path("/abs/s.db"), "NORMAL", 10.0, 1000)),
+        ("file://localhost/abs/s.db", (Path("/abs/s.db"), "NORMAL", 10.0, 1000)),
+        (
+            "file:/abs/s.db?synchronous=full&timeout=2.5&history=50",
+            (Path("/abs/s.db"), "FULL", 2.5, 50),
+        ),
+        ("file:a%20b.db", (Path("a b.db"), "NORMAL", 10.0, 1000)),
     ],
 )
-def test_url_forms(url: str, expected: tuple[Path, str, float]) -> None:
+def test_url_forms(url: str, expected: tuple[Path, str, float, int]) -> None:
     assert parse_url(url) == expected
 
 

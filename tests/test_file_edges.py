@@ -13,6 +13,7 @@ import json
 import os
 import resource
 import signal
+import socket
 import sqlite3
 import stat
 import subprocess
@@ -127,7 +128,7 @@ def test_a_file_being_initialized_is_never_taken_for_another_programs(tmp_path: 
 
 def test_a_newer_layout_says_to_upgrade_and_is_left_alone(tmp_path: Path) -> None:
     newer = tmp_path / "state.db"
-    _sqlite(newer, LAYOUT, "PRAGMA user_version = 3", wal=True)
+    _sqlite(newer, LAYOUT, "PRAGMA user_version = 4", wal=True)
     before = _fingerprint(tmp_path)
     for args in (["get", "S", "a"], ["set", "S", "a", "1"]):
         result = qstate("--url", f"file:{newer}", *args)
@@ -388,7 +389,42 @@ def test_a_layout_1_file_reads_as_before_and_the_first_write_migrates_it(tmp_pat
         assert state.revision() == 1
         assert [c.changes for c in _first(state.watch(since=0))] == [[{"key": "b", "new": 2}]]
     conn = sqlite3.connect(db)
-    assert conn.execute("PRAGMA user_version").fetchone() == (2,)
+    assert conn.execute("PRAGMA user_version").fetchone() == (3,)
+    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    conn.close()
+
+
+LAYOUT_2_CHANGES = """CREATE TABLE qstate_changes (
+    state TEXT NOT NULL, scope TEXT NOT NULL, rev INTEGER NOT NULL, epoch REAL NOT NULL,
+    time REAL NOT NULL, changes TEXT NOT NULL, PRIMARY KEY (state, scope, rev)) WITHOUT ROWID"""
+
+
+def test_a_layout_2_file_keeps_its_history_and_the_first_write_adds_origins(
+    tmp_path: Path,
+) -> None:
+    """Layout 3 adds who made each change: a layout-2 file's changes read without an
+    origin, unchanged by reads, and its first write adds the column in one transaction."""
+    db = tmp_path / "state.db"
+    _sqlite(
+        db,
+        LAYOUT,
+        LAYOUT_2_CHANGES,
+        "INSERT INTO qstate_values VALUES ('S', '', 'a', '1', NULL)",
+        "INSERT INTO qstate_changes VALUES ('S', '', 1, 1.0, 2.0, '[{\"key\":\"a\",\"new\":1}]')",
+        "PRAGMA user_version = 2",
+        wal=True,
+    )
+    before = _fingerprint(tmp_path)["state.db"]
+    with StateRegistry(f"file:{db}") as registry:
+        state = registry.state("S")
+        [old] = state.history()
+        assert (old.rev, old.changes, old.origin) == (1, [{"key": "a", "new": 1}], None)
+        assert _fingerprint(tmp_path)["state.db"] == before, "a read does not migrate"
+        state.set("a", 2)
+        assert [(c.rev, c.origin is None) for c in state.history()] == [(1, True), (2, False)]
+        assert state.history()[-1].origin == {"host": socket.gethostname(), "pid": os.getpid()}
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA user_version").fetchone() == (3,)
     assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     conn.close()
 

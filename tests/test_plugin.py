@@ -134,6 +134,15 @@ def test_async_plugin() -> None:
             "prompt": "Введите телефон",
         }
         assert await step2(7) == {"user": 7}
+        past = await AsyncCart(plugin.registry).history()
+        assert [c.as_dict()["origin"]["task"] for c in past] == [
+            "test_async_plugin.<locals>.step1"
+        ] * 2
+        [scoped] = await AsyncCart(plugin.registry, scope=7).history()
+        assert scoped.as_dict()["origin"]["task"].endswith("step2")
+        await AsyncCart(plugin.registry).set("after", 1)
+        [*_, after] = await AsyncCart(plugin.registry).history()
+        assert "task" not in after.as_dict()["origin"], "the label ends with the call"
 
     asyncio.run(main())
     assert isinstance(plugin.registry, AsyncStateRegistry)

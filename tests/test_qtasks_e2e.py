@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from qstate import StateRegistry
+
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 HERE = Path(__file__).resolve().parent
@@ -117,6 +119,13 @@ def test_seed_scenario_through_a_real_worker(workers: Workers) -> None:
     [seen] = workers.run(("step2",))
     assert seen == {"state": "await_phone", "step": 1, "prompt": "Введите телефон"}
     assert cli(workers, "get", "MyState") == {"step": 2, "prompt": "Введите телефон"}
+    with StateRegistry(workers.env["QSTATE_URL"]) as registry:
+        past = registry.state("MyState").history()
+    assert [c.as_dict()["origin"]["task"] for c in past] == ["step1", "step1", "step2", "step2"]
+    assert len({c.as_dict()["origin"]["pid"] for c in past}) == 1, (
+        "the worker's pid, not the test's"
+    )
+    assert past[0].as_dict()["origin"]["pid"] != os.getpid()
 
 
 def test_unchanged_qtasks_state_classes_are_backed_by_qstate(workers: Workers) -> None:
@@ -124,6 +133,9 @@ def test_unchanged_qtasks_state_classes_are_backed_by_qstate(workers: Workers) -
     [written] = workers.run(("legacy",))
     assert written["step"] == 1
     assert cli(workers, "get", "Legacy") == written, "another process sees it: not in-memory"
+    with StateRegistry(workers.env["QSTATE_URL"]) as registry:
+        [change] = registry.state("Legacy").history()
+    assert change.as_dict()["origin"]["task"] == "legacy"
 
 
 def test_scopes_from_task_arguments(workers: Workers) -> None:

@@ -111,6 +111,16 @@ def test_sync_tasks_get_one_qstate_state_per_parameter(
     assert execute(app, executor, "add_item", 42, item="tea") == {"items": ["tea"]}
     assert Counted.made == 2
     assert registry.state("Counted", scope="42").get_all() == {"items": ["tea"]}
+    tasks = [change.as_dict()["origin"]["task"] for change in registry.state("Counted").history()]
+    assert tasks == ["step1"], "each change is labelled with the task that made it"
+    assert (
+        registry.state("Counted", scope="42").history()[0].as_dict()["origin"]["task"]
+        == "add_item"
+    )
+    registry.state("Counted").set("after", True)
+    assert "task" not in registry.state("Counted").history()[-1].as_dict()["origin"], (
+        "not after the task"
+    )
 
 
 @pytest.mark.parametrize("executor", EXECUTORS)

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .._changes import Change
+from .._changes import Change, history_size
 from .._codec import JSONValue, check_value
 from .._errors import ChangesLostError, InvalidValueError, UsageError
 from .._keys import StateKey, check_key, check_name, check_scope
@@ -64,15 +64,25 @@ class AsyncState:
     state_ttl: ClassVar[float | None] = None
     """Default expiry in seconds, refreshed by every write (``None``: never)."""
 
+    state_history: ClassVar[int | None] = None
+    """How many changes of each state of this class to keep (``None``: the URL's ``?history=``)."""
+
     __slots__ = ("_backend", "_key", "_registry", "_ttl")
 
     def __init_subclass__(
-        cls, *, name: str | None = None, ttl: float | None = None, **kwargs: Any
+        cls,
+        *,
+        name: str | None = None,
+        ttl: float | None = None,
+        history: int | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init_subclass__(**kwargs)
         cls.state_name = check_name(cls.__name__ if name is None else name)
         if ttl is not None:
             cls.state_ttl = check_ttl(ttl)
+        if history is not None:
+            cls.state_history = history_size(history, f"class {cls.__name__}")
 
     def __init__(
         self,
@@ -94,6 +104,9 @@ class AsyncState:
             )
         self._registry = registry
         self._backend = registry.backend
+        history = type(self).state_history
+        if history is not None:
+            self._backend.keep_history(state_name, history)
         # tuple.__new__ skips NamedTuple's Python-level __new__ (half the cost).
         self._key = _new_key(StateKey, (state_name, check_scope(scope)))
         self._ttl: float | None = type(self).state_ttl if ttl is UNSET else check_ttl(ttl)

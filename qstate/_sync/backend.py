@@ -26,11 +26,12 @@ atomic step as the write (see ``qstate._changes`` for the rules).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
+from types import MappingProxyType
 from typing import Any
 
-from .._changes import Change
+from .._changes import LOG_SIZE, Change
 from .._codec import JSONValue
 from .._errors import UsageError
 from .._keys import StateKey
@@ -53,6 +54,21 @@ class Backend(ABC):
 
     keeps_revisions: bool = False
     """Whether this backend numbers changes and can ``watch`` them (see the module)."""
+
+    history_size: int = LOG_SIZE
+    """How many changes of each state the log keeps (the URL's ``?history=N``)."""
+
+    _history_sizes: Mapping[str, int] = MappingProxyType({})
+    """State name → its class's ``history=N``, replaced (never changed) when one is added."""
+
+    def keep_history(self, name: str, size: int) -> None:
+        """Keep the last ``size`` changes of states called ``name`` (a class's ``history=``)."""
+        if self._history_sizes.get(name) != size:
+            self._history_sizes = {**self._history_sizes, name: size}
+
+    def history_size_of(self, key: StateKey) -> int:
+        """How many changes of ``key`` its log keeps."""
+        return self._history_sizes.get(key.name, self.history_size)
 
     # -- the core: what every backend implements -----------------------------
 

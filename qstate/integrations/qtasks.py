@@ -45,6 +45,7 @@ from .._async.registry import AsyncStateRegistry
 from .._async.state import AsyncState
 from .._inject import StateParameter, fill_states, find_state_parameters
 from .._keys import check_name
+from .._origin import begin_task
 from .._sync.registry import StateRegistry
 from .._sync.state import State
 
@@ -52,6 +53,7 @@ __all__ = ["AsyncQStatePlugin", "QStatePlugin", "register"]
 
 TRIGGER = "task_executor_args_replace"
 BEFORE_EXECUTE = "task_executor_before_execute"
+AFTER_EXECUTE = "task_executor_after_execute"
 
 
 class _QTasksRegistry:
@@ -169,9 +171,10 @@ class AsyncQStatePlugin(BasePlugin):  # type: ignore[misc]
         pass
 
     async def trigger(self, name: str, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
-        if name != TRIGGER:
-            return None
-        return self._replacer.replace(kwargs["task_executor"], kwargs["args"], kwargs["kw"])
+        if name == TRIGGER:
+            return self._replacer.replace(kwargs["task_executor"], kwargs["args"], kwargs["kw"])
+        _label(name, kwargs["task_executor"])
+        return None
 
 
 class QStatePlugin(BasePlugin):  # type: ignore[misc]
@@ -193,7 +196,15 @@ class QStatePlugin(BasePlugin):  # type: ignore[misc]
     def trigger(self, name: str, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
         if name == BEFORE_EXECUTE:
             self._replacer.fill(kwargs["task_executor"])
+        _label(name, kwargs["task_executor"])
         return None
+
+
+def _label(trigger: str, task_executor: Any) -> None:
+    """Log the task's changes with its name: QTasks runs these triggers in the
+    task's own context, right before and after the task function (a sync task
+    with ``max_time`` runs in a thread of its own, whose changes go unlabelled)."""
+    begin_task(task_executor.task_func.name if trigger == BEFORE_EXECUTE else None)
 
 
 def register(app: Any, registry: Any = None) -> AsyncQStatePlugin | QStatePlugin:
@@ -204,9 +215,9 @@ def register(app: Any, registry: Any = None) -> AsyncQStatePlugin | QStatePlugin
     plugin: AsyncQStatePlugin | QStatePlugin
     if isinstance(app, AsyncQueueTasks):
         plugin = AsyncQStatePlugin(registry)
-        trigger = TRIGGER
+        triggers = [TRIGGER, BEFORE_EXECUTE, AFTER_EXECUTE]
     else:
         plugin = QStatePlugin(registry)
-        trigger = BEFORE_EXECUTE
-    app.add_plugin(plugin, trigger_names=[trigger], component="worker")
+        triggers = [BEFORE_EXECUTE, AFTER_EXECUTE]
+    app.add_plugin(plugin, trigger_names=triggers, component="worker")
     return plugin

@@ -2,8 +2,9 @@
 
 URL forms: ``file:///abs/path/state.db``, ``file:relative/path.db``,
 ``file:~/state.db``, with optional query parameters ``synchronous=normal|full``
-(default ``normal``) and ``timeout=SECONDS`` (how long a write waits for the
-lock held by another writer, default 10).
+(default ``normal``), ``timeout=SECONDS`` (how long a write waits for the
+lock held by another writer, default 10) and ``history=N`` (how many changes of
+each state the log keeps, default 1,000).
 
 The package: ``layout`` (the SQLite layout, its statements, the inspection of
 an existing file and the error mapping), ``_sync`` (the backend) and ``_async``
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, unquote
 
+from ..._changes import LOG_SIZE, history_option
 from ..._errors import ConfigError
 from ..._urls import redact
 from ._sync import FileBackend
@@ -28,8 +30,8 @@ __all__ = ["FileBackend", "open_async", "open_sync", "parse_url"]
 _SYNCHRONOUS = {"normal": "NORMAL", "full": "FULL"}
 
 
-def parse_url(url: str) -> tuple[Path, str, float]:
-    """Path, synchronous level and busy timeout of a ``file:`` URL."""
+def parse_url(url: str) -> tuple[Path, str, float, int]:
+    """Path, synchronous level, busy timeout and history size of a ``file:`` URL."""
     rest = url[len("file:") :]
     rest, _, query = rest.partition("?")
     if rest.startswith("//"):
@@ -52,14 +54,15 @@ def parse_url(url: str) -> tuple[Path, str, float]:
         raise ConfigError(f"timeout must be a number of seconds in {url!r}") from None
     if not 0 < timeout <= 3600:
         raise ConfigError(f"timeout must be between 0 and 3600 seconds in {url!r}")
+    history = history_option(options.pop("history"), url) if "history" in options else LOG_SIZE
     if options:
         raise ConfigError(f"unknown file URL option(s) {', '.join(options)} in {url!r}")
-    return Path(unquote(rest)).expanduser(), _SYNCHRONOUS[level], timeout
+    return Path(unquote(rest)).expanduser(), _SYNCHRONOUS[level], timeout, history
 
 
 def open_sync(url: str) -> FileBackend:
-    path, synchronous, timeout = parse_url(url)
-    return FileBackend(path, synchronous, timeout)
+    path, synchronous, timeout, history = parse_url(url)
+    return FileBackend(path, synchronous, timeout, history)
 
 
 def open_async(url: str) -> AsyncFileBackend:

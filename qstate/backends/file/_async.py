@@ -31,10 +31,14 @@ class AsyncFileBackend(AsyncBackend):
     def __init__(self, sync: FileBackend) -> None:
         self.sync = sync
         self.url = sync.url
+        self.history_size = sync.history_size
         # Writers queue here, on the loop, before taking a worker thread: were they
         # to queue in threads, a transaction held across a suspension point could need a
         # thread to commit while every thread waits for that very transaction.
         self._writers = asyncio.Lock()
+
+    def keep_history(self, name: str, size: int) -> None:
+        self.sync.keep_history(name, size)  # the sync backend does the writing
 
     async def _write(self, fn: Callable[..., _T], *args: Any) -> _T:
         async with self._writers:

@@ -49,6 +49,7 @@ from ..._model import (
     apply_modifier,
     check_document,
 )
+from ..._origin import decode_origin, origin_text
 from ..._sync.backend import Backend
 from . import layout as sql
 
@@ -106,8 +107,15 @@ class FileBackend(Backend):
 
     keeps_revisions = True
 
-    def __init__(self, path: Path | str, synchronous: str = "NORMAL", timeout: float = 10.0):
+    def __init__(
+        self,
+        path: Path | str,
+        synchronous: str = "NORMAL",
+        timeout: float = 10.0,
+        history: int = LOG_SIZE,
+    ):
         self.path = Path(path)
+        self.history_size = history
         self.url = f"file:{self.path}"
         self._synchronous = synchronous
         self._timeout = timeout
@@ -270,8 +278,12 @@ class FileBackend(Backend):
         except (sqlite3.Error, OSError) as exc:
             raise sql.translate(exc, self.path) from exc
 
-    def _write(self, body: Callable[..., _T], *args: Any) -> _T:
-        """Run ``body(conn, now, *args)`` inside one ``BEGIN IMMEDIATE`` transaction."""
+    def _write(self, body: Callable[..., _T], *args: Any, ttl_of: StateKey | None = None) -> _T:
+        """Run ``body(conn, now, *args)`` inside one ``BEGIN IMMEDIATE`` transaction.
+
+        ``ttl_of``: the state a write with a TTL goes to, which starts a new
+        history if it expired (one more statement, only for writes with a TTL).
+        """
         self._lock_writers()
         try:
             conn = self._checkout()
@@ -280,6 +292,8 @@ class FileBackend(Backend):
                 now = time.time()
                 if now >= self._next_purge:
                     self._purge(conn, now)
+                if ttl_of is not None:
+                    conn.execute(sql.FORGET_EXPIRED_HISTORY, (*ttl_of, None, now))
                 result = body(conn, now, *args)
                 conn.execute("COMMIT")
                 return result
@@ -296,8 +310,8 @@ class FileBackend(Backend):
         conn.execute(sql.PURGE_CHANGES, (now, now - LINGER))
         conn.execute(sql.DELETE_ALL_EXPIRED, (now,))
 
-    @staticmethod
     def _log(
+        self,
         conn: sqlite3.Connection,
         now: float,
         key: StateKey,
@@ -308,13 +322,14 @@ class FileBackend(Backend):
     ) -> None:
         """Append a change with the state's next revision; trim the log now and then."""
         name, scope = key
-        if changes is None:  # LOG_SET: parameters ?1 to ?5
-            params: tuple[Any, ...] = (name, scope, field, now, text)
-        else:  # LOG_CHANGE: ?1, ?2, ?4 and ?7
-            params = (name, scope, None, now, None, None, changes)
+        if changes is None:  # LOG_SET: parameters ?1 to ?5 and ?8
+            params: tuple[Any, ...] = (name, scope, field, now, text, None, None, origin_text())
+        else:  # LOG_CHANGE: ?1, ?2, ?4, ?7 and ?8
+            params = (name, scope, None, now, None, None, changes, origin_text())
         rev = conn.execute(statement, params).fetchone()[0]
-        if rev % sql.TRIM_EVERY == 0:
-            conn.execute(sql.TRIM_CHANGES, (name, scope, rev - LOG_SIZE))
+        size = self.history_size_of(key)
+        if rev % min(size, sql.TRIM_EVERY) == 0:  # so a log holds N to 2N changes at most
+            conn.execute(sql.TRIM_CHANGES, (name, scope, rev - size))
 
     def _log_texts(
         self,
@@ -396,7 +411,7 @@ class FileBackend(Backend):
             self._log(conn, now, key, sql.LOG_SET, field, text)  # reads the old value
             self._put(conn, now, key, [(field, text)], ttl)
 
-        self._write(body)
+        self._write(body, ttl_of=key if ttl is not None else None)
 
     def update(self, key: StateKey, mapping: Document, ttl: float | None) -> Document:
         rows = [(field, encode(value)) for field, value in mapping.items()]
@@ -412,7 +427,7 @@ class FileBackend(Backend):
             result.update(mapping)
             return result
 
-        return self._write(body)
+        return self._write(body, ttl_of=key if ttl is not None else None)
 
     def delete(self, key: StateKey, fields: Sequence[str], ttl: float | None) -> int:
         if not self._ready and not self.path.exists():
@@ -464,7 +479,7 @@ class FileBackend(Backend):
             )
             self._log_texts(conn, now, key, _text_diff({f: t for f, t, _ in before}, rows))
 
-        self._write(body)
+        self._write(body, ttl_of=key if ttl is not None else None)
 
     def incr(
         self, key: StateKey, field: str, amount: int | float, ttl: float | None
@@ -478,7 +493,7 @@ class FileBackend(Backend):
             self._put(conn, now, key, [(field, text)], ttl)
             return result
 
-        return self._write(body)
+        return self._write(body, ttl_of=key if ttl is not None else None)
 
     # -- transactions ------------------------------------------------------
     # Split into begin / commit / abort so that the async twin can run each step
@@ -522,6 +537,8 @@ class FileBackend(Backend):
         try:
             document = check_document(data)
             now = time.time()
+            if ttl is not None:
+                conn.execute(sql.FORGET_EXPIRED_HISTORY, (*key, None, now))
             new_expiry = now + ttl if ttl is not None else expires
             rows = [(field, encode(value)) for field, value in document.items()]
             if document and _keeps_order(stored, document):
@@ -655,27 +672,31 @@ def _latest_change(conn: sqlite3.Connection, key: StateKey) -> tuple[int, float]
 
 
 def _changes_after(conn: sqlite3.Connection, key: StateKey, rev: int) -> list[Any]:
-    try:
-        return conn.execute(sql.CHANGES_AFTER, (*key, rev)).fetchall()
-    except sqlite3.OperationalError as exc:
-        if "no such table" in str(exc):
-            return []
-        raise
+    return _log_rows(conn, sql.CHANGES_AFTER, (*key, rev))
 
 
 def _last_changes(conn: sqlite3.Connection, key: StateKey, rev: int, limit: int) -> list[Any]:
+    return _log_rows(conn, sql.LAST_CHANGES_AFTER, (*key, rev, time.time(), limit))
+
+
+def _log_rows(conn: sqlite3.Connection, statement: str, params: tuple[Any, ...]) -> list[Any]:
+    """Rows of the change log, also from a file an older qstate wrote and no write migrated."""
     try:
-        return conn.execute(sql.LAST_CHANGES_AFTER, (*key, rev, limit)).fetchall()
+        return conn.execute(statement, params).fetchall()
     except sqlite3.OperationalError as exc:
         if "no such table" in str(exc):
-            return []  # a layout-1 file, not yet migrated: no change logged
+            return []  # layout 1: no change logged
+        if "no such column: origin" in str(exc):  # layout 2: changes without origin
+            return conn.execute(statement.replace("origin", "NULL"), params).fetchall()
         raise
 
 
-def _stored_change(path: Path, key: StateKey, rev: int, when: float, body: str) -> Change:
+def _stored_change(
+    path: Path, key: StateKey, rev: int, when: float, body: str, origin: str | None
+) -> Change:
     """A change as the log stores it; unreadable JSON is corrupt data, named."""
     try:
-        return Change(rev, iso_time(when), decode_changes(body))
+        return Change(rev, iso_time(when), decode_changes(body), decode_origin(origin))
     except ValueError as exc:
         raise CorruptDataError(f"{path}: change {rev} of {key} is not JSON: {exc}") from None
 
@@ -716,7 +737,7 @@ class _Follower:
                     return self.poll()
             return []
         found: list[Change] = []
-        for rev, epoch, when, body in rows:
+        for rev, epoch, when, body, origin in rows:
             if epoch != self.epoch:
                 if self.epoch is not None or self.position != 0:
                     if found:
@@ -727,10 +748,11 @@ class _Follower:
             if rev != self.position + 1:
                 raise ChangesLostError(
                     f"changes {self.position + 1}..{rev - 1} of {self.key} are no longer kept "
-                    f"in {self.backend.path} (the log holds the last {LOG_SIZE}); "
+                    f"in {self.backend.path} (the log holds the last "
+                    f"{self.backend.history_size_of(self.key)}); "
                     "read the state anew"
                 )
-            found.append(_stored_change(self.backend.path, self.key, rev, when, body))
+            found.append(_stored_change(self.backend.path, self.key, rev, when, body, origin))
             self.position = rev
         if found:
             self.last_change = time.monotonic()

@@ -30,8 +30,12 @@ in one ``BEGIN IMMEDIATE`` transaction; until then they read as before)::
         epoch   REAL NOT NULL,        -- Unix time this count began (a new life restarts it)
         time    REAL NOT NULL,        -- Unix time of the change
         changes TEXT NOT NULL,        -- JSON: [{"key": k, "old": v, "new": v}, ...]
+        origin  TEXT,                 -- JSON: {"host", "pid", "task"}; layout 3 added it
         PRIMARY KEY (state, scope, rev)
     ) WITHOUT ROWID;
+
+Layout 3 adds the ``origin`` column (a layout 2 file is migrated by its first
+write with one ``ALTER TABLE``; its older changes keep a NULL origin).
 
 A write appends its row in its own transaction, the revision computed by the
 INSERT itself (the last row's ``rev`` + 1), so two statements still make a
@@ -51,13 +55,15 @@ from urllib.parse import quote
 
 from ..._errors import BackendUnavailableError, ConfigError, CorruptDataError, QStateError
 
-SCHEMA_VERSION = 2
-MIGRATES = (1,)
+SCHEMA_VERSION = 3
+MIGRATES = (1, 2)
 """Older layouts the first write migrates (readers read them as they are)."""
 COLUMNS = ("state", "scope", "key", "value", "expires_at")
 TABLE = "qstate_values"
 CHANGES_TABLE = "qstate_changes"
-CHANGES_COLUMNS = ("state", "scope", "rev", "epoch", "time", "changes")
+CHANGES_COLUMNS = ("state", "scope", "rev", "epoch", "time", "changes", "origin")
+CHANGES_COLUMNS_2 = CHANGES_COLUMNS[:-1]
+"""Layout 2 logged changes without their origin."""
 _MAGIC = b"SQLite format 3\x00"
 _OWN_OBJECTS = (  # every schema object but SQLite's own (sqlite_sequence, sqlite_stat1...)
     "SELECT type, name, tbl_name FROM sqlite_master WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
@@ -81,12 +87,16 @@ SCHEMA = (
         epoch   REAL NOT NULL,
         time    REAL NOT NULL,
         changes TEXT NOT NULL,
+        origin  TEXT,
         PRIMARY KEY (state, scope, rev)
     ) WITHOUT ROWID""",
 )
+ADD_ORIGIN = "ALTER TABLE qstate_changes ADD COLUMN origin TEXT"
+"""Layout 2 becomes 3: existing changes keep no origin (NULL)."""
 
 # Parameters, numbered alike in every statement: ?1 state, ?2 scope, ?3 key,
-# ?4 now (Unix time), ?5 value (JSON text), ?6 new expiry, ?7 changes (JSON text).
+# ?4 now (Unix time), ?5 value (JSON text), ?6 new expiry, ?7 changes (JSON text),
+# ?8 origin (JSON text).
 # A statement takes as many parameters as its highest number; unused lower ones
 # are passed as None.
 LIVE = "(expires_at IS NULL OR expires_at > ?4)"
@@ -125,8 +135,8 @@ DELETE_ALL_EXPIRED = "DELETE FROM qstate_values WHERE expires_at <= ?"
 # The next revision and the epoch come from the state's last row (a seek on the
 # primary key); without one, a new life begins: rev 1, epoch now.
 _NEXT_REVISION = """
-    INSERT INTO qstate_changes (state, scope, rev, epoch, time, changes)
-    SELECT ?1, ?2, coalesce(last.rev, 0) + 1, coalesce(last.epoch, ?4), ?4, {changes}
+    INSERT INTO qstate_changes (state, scope, rev, epoch, time, changes, origin)
+    SELECT ?1, ?2, coalesce(last.rev, 0) + 1, coalesce(last.epoch, ?4), ?4, {changes}, ?8
     FROM (SELECT 1) LEFT JOIN (
         SELECT rev, epoch FROM qstate_changes WHERE state = ?1 AND scope = ?2
         ORDER BY rev DESC LIMIT 1) AS last
@@ -158,23 +168,37 @@ LATEST_CHANGE = (
     "ORDER BY rev DESC LIMIT 1"
 )
 CHANGES_AFTER = (
-    "SELECT rev, epoch, time, changes FROM qstate_changes "
+    "SELECT rev, epoch, time, changes, origin FROM qstate_changes "
     "WHERE state = ?1 AND scope = ?2 AND rev > ?3 ORDER BY rev LIMIT 1000"
 )
-LAST_CHANGES_AFTER = (
-    "SELECT rev, time, changes FROM qstate_changes "
-    "WHERE state = ?1 AND scope = ?2 AND rev > ?3 ORDER BY rev DESC LIMIT ?4"
-)
-"""The last ?4 changes after ?3, newest first (``LIMIT -1``: all of them)."""
+_EXPIRED = """NOT EXISTS (
+        SELECT 1 FROM qstate_values WHERE state = ?1 AND scope = ?2 AND {live})
+    AND EXISTS (SELECT 1 FROM qstate_values WHERE state = ?1 AND scope = ?2)"""
+"""The state expired: it has rows, none of them live (a removal leaves none)."""
+LAST_CHANGES_AFTER = f"""
+    SELECT rev, time, changes, origin FROM qstate_changes
+    WHERE state = ?1 AND scope = ?2 AND rev > ?3 AND NOT ({_EXPIRED.format(live=LIVE)})
+    ORDER BY rev DESC LIMIT ?5"""  # noqa: S608
+"""The last ?5 changes after ?3, newest first (``LIMIT -1``: all of them); none
+once the state expired, whose history goes with it."""
+FORGET_EXPIRED_HISTORY = f"""
+    DELETE FROM qstate_changes
+    WHERE state = ?1 AND scope = ?2 AND {_EXPIRED.format(live=LIVE)}"""  # noqa: S608
+"""Before a write with a TTL: an expired state starts a new life, without its
+old history (the periodic purge does the same for states nobody writes)."""
 PURGE_CHANGES = """
-    DELETE FROM qstate_changes WHERE (state, scope) IN (
-        SELECT c.state, c.scope FROM qstate_changes AS c
-        GROUP BY c.state, c.scope HAVING max(c.time) < ?2
-    ) AND NOT EXISTS (
+    DELETE FROM qstate_changes WHERE NOT EXISTS (
         SELECT 1 FROM qstate_values AS v
         WHERE v.state = qstate_changes.state AND v.scope = qstate_changes.scope
-          AND (v.expires_at IS NULL OR v.expires_at > ?2))"""
-"""?1 now, ?2 now - LINGER: forget the logs of states gone for LINGER seconds."""
+          AND (v.expires_at IS NULL OR v.expires_at > ?1)
+    ) AND (EXISTS (
+        SELECT 1 FROM qstate_values AS v
+        WHERE v.state = qstate_changes.state AND v.scope = qstate_changes.scope
+    ) OR (state, scope) IN (
+        SELECT c.state, c.scope FROM qstate_changes AS c
+        GROUP BY c.state, c.scope HAVING max(c.time) < ?2))"""
+"""?1 now, ?2 now - LINGER: forget the logs of states that expired (run before
+their rows are deleted) and of states removed LINGER seconds ago."""
 
 LIST = (
     "SELECT state, scope, count(*), max(expires_at) FROM qstate_values "
@@ -245,11 +269,12 @@ def inspect(path: Path) -> int:
         )
     if others:
         raise _foreign(path, f"it also holds {', '.join(others)}, which qstate did not create")
-    if version >= 2 and changes != CHANGES_COLUMNS:
+    expected = CHANGES_COLUMNS if version >= 3 else CHANGES_COLUMNS_2
+    if version >= 2 and changes != expected:
         raise _foreign(
             path,
             f"its {CHANGES_TABLE} table has columns {', '.join(changes) or 'none'}, "
-            f"not {', '.join(CHANGES_COLUMNS)}",
+            f"not {', '.join(expected)}",
         )
     return version
 
@@ -328,9 +353,9 @@ def _foreign(path: Path, why: str) -> CorruptDataError:
 def init_schema(conn: sqlite3.Connection, path: Path) -> None:
     """Switch to WAL and create the layout, or migrate an older one (idempotent, safe to race).
 
-    Layout 1 becomes 2 by creating the change log table: existing rows are
-    untouched, and the whole step is one write transaction, so a crash leaves
-    layout 1 or 2, never a mix.
+    Layout 1 becomes 3 by creating the change log table, layout 2 by adding
+    its origin column: existing rows are untouched, and the whole step is one
+    write transaction, so a crash leaves the old layout or the new, never a mix.
     """
     mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     if mode.lower() != "wal":
@@ -344,6 +369,8 @@ def init_schema(conn: sqlite3.Connection, path: Path) -> None:
             )
         for statement in SCHEMA:
             conn.execute(statement)
+        if version == 2:
+            conn.execute(ADD_ORIGIN)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     finally:

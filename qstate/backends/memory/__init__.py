@@ -1,7 +1,14 @@
-"""``memory://``: states in this process, private to the registry that opened them."""
+"""``memory://``: states in this process, private to the registry that opened them.
+
+The only option is ``memory://?history=N``: how many changes of each state the
+log keeps (default 1,000).
+"""
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl
+
+from ..._changes import LOG_SIZE, history_option
 from ..._errors import ConfigError
 from ._async import AsyncMemoryBackend
 from ._sync import MemoryBackend
@@ -9,15 +16,21 @@ from ._sync import MemoryBackend
 __all__ = ["AsyncMemoryBackend", "MemoryBackend", "open_async", "open_sync"]
 
 
-def _check(url: str) -> str:
-    if url.rstrip("/") not in ("memory:", "memory:/"):
+def _check(url: str) -> int:
+    """The ``?history=`` of a memory URL, which takes no host, path or other option."""
+    base, _, query = url.partition("?")
+    if base.rstrip("/") not in ("memory:", "memory:/"):
         raise ConfigError(f"memory backend URL takes no host or path: {url!r}; use memory://")
-    return "memory://"
+    options = dict(parse_qsl(query, keep_blank_values=True))
+    history = history_option(options.pop("history"), url) if "history" in options else LOG_SIZE
+    if options:
+        raise ConfigError(f"unknown memory URL option(s) {', '.join(options)} in {url!r}")
+    return history
 
 
 def open_sync(url: str) -> MemoryBackend:
-    return MemoryBackend(_check(url))
+    return MemoryBackend(url if "?" in url else "memory://", _check(url))
 
 
 def open_async(url: str) -> AsyncMemoryBackend:
-    return AsyncMemoryBackend(_check(url))
+    return AsyncMemoryBackend(url if "?" in url else "memory://", _check(url))

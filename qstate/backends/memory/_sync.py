@@ -40,6 +40,7 @@ from ..._codec import JSONValue, copy_value
 from ..._errors import ChangesLostError, UsageError
 from ..._keys import StateKey
 from ..._model import MISSING, Document, StateInfo, _Missing, add, check_document
+from ..._origin import current_task, origin
 from ..._sync.backend import Backend
 from ..._waiters import Waiter
 
@@ -90,17 +91,18 @@ class _Log:
 
     __slots__ = ("entries", "rev", "touched", "waiters")
 
-    def __init__(self) -> None:
+    def __init__(self, size: int = LOG_SIZE) -> None:
         self.rev = 0
-        self.entries: deque[tuple[int, float, tuple[Raw, ...] | list[Raw]]] = deque(
-            maxlen=LOG_SIZE
+        self.entries: deque[tuple[int, float, tuple[Raw, ...] | list[Raw], str | None]] = deque(
+            maxlen=size
         )
+        """(rev, time, changed keys, task name): the host and pid are this process's."""
         self.waiters: set[Waiter] = set()
         self.touched = time.time()
         """When the state last changed or was found expired (for LINGER)."""
 
 
-def _change(rev: int, when: float, raw: tuple[Raw, ...] | list[Raw]) -> Change:
+def _change(rev: int, when: float, raw: tuple[Raw, ...] | list[Raw], task: str | None) -> Change:
     """A logged change as watchers get it: entries built now, values copied out."""
     return Change(
         rev,
@@ -110,6 +112,7 @@ def _change(rev: int, when: float, raw: tuple[Raw, ...] | list[Raw]) -> Change:
                   copy_value(new) if type(new) in _CONTAINERS else new)
             for k, old, new in raw
         ],
+        origin(task),
     )  # fmt: skip
 
 
@@ -118,8 +121,9 @@ class MemoryBackend(Backend):
 
     keeps_revisions = True
 
-    def __init__(self, url: str = "memory://") -> None:
+    def __init__(self, url: str = "memory://", history: int = LOG_SIZE) -> None:
         self.url = url
+        self.history_size = history
         self._docs: dict[StateKey, _Doc] = {}
         self._expiring: dict[StateKey, _Doc] = {}
         self._next_sweep = 0.0
@@ -166,19 +170,20 @@ class MemoryBackend(Backend):
         self._expired_log(key)
 
     def _expired_log(self, key: StateKey) -> None:
-        """Start the LINGER of an expired state's log (an expiry is not a change)."""
+        """An expired state's history goes with it; its count lingers (expiry is no change)."""
         log = self._logs.get(key)
         if log is not None:
+            log.entries.clear()
             log.touched = time.time()
 
     def _record(self, key: StateKey, raw: tuple[Raw, ...] | list[Raw]) -> None:
         """Give a change the state's next revision and wake its watchers (mutex held)."""
         log = self._logs.get(key)
         if log is None:
-            log = self._logs[key] = _Log()
+            log = self._logs[key] = _Log(self.history_size_of(key))
         log.rev += 1
         log.touched = now = time.time()
-        log.entries.append((log.rev, now, raw))
+        log.entries.append((log.rev, now, raw, current_task()))
         if log.waiters:
             for waiter in log.waiters:
                 waiter.set()
@@ -384,17 +389,18 @@ class MemoryBackend(Backend):
 
     def history(self, key: StateKey, since: int, limit: int | None) -> list[Change]:
         log = self._logs.get(key)
-        if log is None:
+        doc = self._docs.get(key)
+        if log is None or (doc is not None and doc.expired()):  # expired, not yet swept
             return []
         kept = [item for item in list(log.entries) if item[0] > since]  # list(): one C call
         if limit is not None:
             kept = kept[max(len(kept) - limit, 0) :]
-        return [_change(rev, when, raw) for rev, when, raw in kept]
+        return [_change(*item) for item in kept]
 
     def watch(self, key: StateKey, since: int | None, timeout: float | None) -> Iterator[Change]:
         log = self._logs.get(key)
         if log is None:  # a log to wait on; the first write will use it
-            log = self._logs.setdefault(key, _Log())
+            log = self._logs.setdefault(key, _Log(self.history_size_of(key)))
         position = log.rev if since is None else since
         if position > log.rev:
             raise UsageError(f"revision {position} of {key} is ahead of its latest, {log.rev}")
@@ -409,11 +415,12 @@ class MemoryBackend(Backend):
                     if oldest > position + 1:
                         raise ChangesLostError(
                             f"changes {position + 1}..{oldest - 1} of {key} are no longer "
-                            f"kept (the log holds the last {LOG_SIZE}); read the state anew"
+                            f"kept (the log holds the last {log.entries.maxlen}); "
+                            "read the state anew"
                         )
-                    for rev, when, raw in kept[position + 1 - oldest :]:
-                        position = rev
-                        yield _change(rev, when, raw)
+                    for item in kept[position + 1 - oldest :]:
+                        position = item[0]
+                        yield _change(*item)
                     if timeout is not None:
                         idle_until = time.monotonic() + timeout
                     continue

@@ -37,7 +37,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 
 from ..._async.backend import AsyncBackend
-from ..._changes import LOG_SIZE, Change, decode_changes, iso_time
+from ..._changes import Change, decode_changes, iso_time
 from ..._codec import JSONValue, decode, encode
 from ..._errors import (
     BackendUnavailableError,
@@ -56,6 +56,7 @@ from ..._model import (
     _Missing,
     add,
 )
+from ..._origin import decode_origin, origin_text
 from ..._urls import redact
 from . import layout
 from .errors import (
@@ -85,6 +86,7 @@ class AsyncRedisBackend(AsyncBackend):
 
     def __init__(self, url: str) -> None:
         self.options = layout.parse_url(url)
+        self.history_size = self.options.history
         self.url = redact(url)
         self._prefix = self.options.prefix
         self._orphans: list[tuple[StateKey, str]] = []
@@ -178,6 +180,7 @@ class AsyncRedisBackend(AsyncBackend):
     ) -> Any:
         """Run a write script, waiting while a transaction holds the state's lock."""
         keys = self._keys(key)
+        args += (self.history_size_of(key), origin_text())  # see layout._LOG
         if self._orphans:
             await self._release_orphans()
         deadline = 0.0
@@ -368,6 +371,7 @@ class AsyncRedisBackend(AsyncBackend):
             old = before.get(field)
             if old is None or old.decode() != text:
                 args += (field, text)
+        args += (self.history_size_of(key), origin_text())
         with mapped_errors(self.url, key):
             result = await self._eval(self._commit_script, self._keys(key), args)
         return bool(result == 1)
@@ -509,7 +513,8 @@ class AsyncRedisBackend(AsyncBackend):
                 if entry_rev != position + 1:
                     raise ChangesLostError(
                         f"changes {position + 1}..{entry_rev - 1} of {key} are no longer kept "
-                        f"in {self.url} (the log holds about the last {LOG_SIZE}); "
+                        f"in {self.url} (the log holds about the last "
+                        f"{self.history_size_of(key)}); "
                         "read the state anew"
                     )
                 yield self._change(key, entry_rev, fields)
@@ -522,7 +527,7 @@ class AsyncRedisBackend(AsyncBackend):
             changes = decode_changes(fields[b"c"])
         except (KeyError, ValueError) as exc:
             raise self._corrupt(key, ValueError(f"change {rev} is unreadable: {exc}")) from None
-        return Change(rev, iso_time(when), changes)
+        return Change(rev, iso_time(when), changes, decode_origin(fields.get(b"o")))
 
     async def health(self) -> dict[str, Any]:
         with mapped_errors(self.url):

@@ -37,7 +37,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.retry import Retry
 
-from ..._changes import LOG_SIZE, Change, decode_changes, iso_time
+from ..._changes import Change, decode_changes, iso_time
 from ..._codec import JSONValue, decode, encode
 from ..._errors import (
     BackendUnavailableError,
@@ -56,6 +56,7 @@ from ..._model import (
     _Missing,
     add,
 )
+from ..._origin import decode_origin, origin_text
 from ..._sync.backend import Backend
 from ..._urls import redact
 from . import layout
@@ -86,6 +87,7 @@ class RedisBackend(Backend):
 
     def __init__(self, url: str) -> None:
         self.options = layout.parse_url(url)
+        self.history_size = self.options.history
         self.url = redact(url)
         self._prefix = self.options.prefix
         self._orphans: list[tuple[StateKey, str]] = []
@@ -179,6 +181,7 @@ class RedisBackend(Backend):
     ) -> Any:
         """Run a write script, waiting while a transaction holds the state's lock."""
         keys = self._keys(key)
+        args += (self.history_size_of(key), origin_text())  # see layout._LOG
         if self._orphans:
             self._release_orphans()
         deadline = 0.0
@@ -369,6 +372,7 @@ class RedisBackend(Backend):
             old = before.get(field)
             if old is None or old.decode() != text:
                 args += (field, text)
+        args += (self.history_size_of(key), origin_text())
         with mapped_errors(self.url, key):
             result = self._eval(self._commit_script, self._keys(key), args)
         return bool(result == 1)
@@ -504,7 +508,8 @@ class RedisBackend(Backend):
                 if entry_rev != position + 1:
                     raise ChangesLostError(
                         f"changes {position + 1}..{entry_rev - 1} of {key} are no longer kept "
-                        f"in {self.url} (the log holds about the last {LOG_SIZE}); "
+                        f"in {self.url} (the log holds about the last "
+                        f"{self.history_size_of(key)}); "
                         "read the state anew"
                     )
                 yield self._change(key, entry_rev, fields)
@@ -517,7 +522,7 @@ class RedisBackend(Backend):
             changes = decode_changes(fields[b"c"])
         except (KeyError, ValueError) as exc:
             raise self._corrupt(key, ValueError(f"change {rev} is unreadable: {exc}")) from None
-        return Change(rev, iso_time(when), changes)
+        return Change(rev, iso_time(when), changes, decode_origin(fields.get(b"o")))
 
     def health(self) -> dict[str, Any]:
         with mapped_errors(self.url):

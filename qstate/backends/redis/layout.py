@@ -25,10 +25,11 @@ revision: ``<epoch>-<rev>``, where the epoch is the Unix
 time in ms at which the count began, so ``XREAD`` from ``<epoch>-<rev>``
 returns exactly the changes after ``rev``, and a state re-created after its
 log expired (a new epoch, a higher ID) is seen by a connected watcher, never
-skipped. The log and its counter expire ``LINGER`` seconds after their state:
-they have no TTL
-while the state has none, the state's TTL + LINGER while it has one, and
-LINGER once the state is gone.
+skipped. The log and its counter have no TTL while the state has none. While
+it has one, the log expires with the state (its history goes with it) and the
+counter ``LINGER`` seconds later, so a state written again soon after keeps
+counting. Once a write removed the state, both expire after ``LINGER``: its
+last change, the removal, stays visible that long.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, quote, urlencode
 
-from ..._changes import LINGER, LOG_SIZE
+from ..._changes import LINGER, LOG_SIZE, history_option
 from ..._errors import ConfigError
 from ..._keys import StateKey
 from ..._urls import redact, split_credentials
@@ -87,6 +88,8 @@ class RedisOptions:
     """How long a write waits for a transaction's lock (longer than the lease)."""
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     """Connections the registry opens at most; more concurrent calls wait for one."""
+    history: int = LOG_SIZE
+    """How many changes of each state its log keeps (about: XADD trims with ``~``)."""
     password: str | None = field(default=None, repr=False)
     """Kept to scrub it from any text redis-py produces (it should not, but)."""
     passthrough: tuple[str, ...] = ()
@@ -124,6 +127,8 @@ def parse_url(url: str) -> RedisOptions:
             found[name] = _seconds(name, value)
         elif name == "max_connections":
             found[name] = _count(name, value, 1, 100_000)
+        elif name == "history":
+            found[name] = history_option(value, shown)
         elif name == "db":
             db = value
         elif name in ("password", "username"):
@@ -142,7 +147,8 @@ def parse_url(url: str) -> RedisOptions:
             passthrough.append((name, value))
         else:
             known = sorted(
-                {"prefix", "db", "max_connections", *_SECONDS_OPTIONS, *REDIS_PY_OPTIONS}
+                {"prefix", "db", "max_connections", "history"}
+                | {*_SECONDS_OPTIONS, *REDIS_PY_OPTIONS}
             )
             raise ConfigError(
                 f"unknown Redis URL option {name!r}; known: {', '.join(known)}"
@@ -276,6 +282,9 @@ def scan_pattern(prefix: str, name_prefix: str) -> str:
 # HSET/HDEL calls because Lua's unpack() has a stack limit.
 
 _LOG = """
+-- Every write script's last two arguments: how many changes the log keeps, who writes.
+local QORIGIN = table.remove(ARGV)
+local QKEEP = table.remove(ARGV)
 local function qentry(field, old, new)
   local s = '{"key":' .. cjson.encode(field)
   if old and not pcall(cjson.decode, old) then old = cjson.encode(old) end  -- not ours: a string
@@ -298,8 +307,8 @@ local function qlog(entries, expiry_may_change)
       epoch = redis.call('HGET', counter, 'epoch') or ms
     end
     local id = epoch .. '-' .. string.format('%.0f', rev)
-    redis.call('XADD', log, 'MAXLEN', '~', LOG_SIZE, id, 't', ms,
-               'c', '[' .. table.concat(entries, ',') .. ']')
+    redis.call('XADD', log, 'MAXLEN', '~', QKEEP, id, 't', ms,
+               'c', '[' .. table.concat(entries, ',') .. ']', 'o', QORIGIN)
   end
   -- also without entries: a TTL refresh that changed no value moves the expiry
   if not expiry_may_change then return end
@@ -308,13 +317,16 @@ local function qlog(entries, expiry_may_change)
     redis.call('PERSIST', log)
     redis.call('PERSIST', counter)
   else
-    local linger = LINGER_MS
-    if pttl > 0 then linger = pttl + LINGER_MS end
-    redis.call('PEXPIRE', log, linger)
-    redis.call('PEXPIRE', counter, linger)
+    if pttl > 0 then  -- the log expires with its state; the count goes on a while
+      redis.call('PEXPIRE', log, pttl)
+      redis.call('PEXPIRE', counter, pttl + LINGER_MS)
+    else
+      redis.call('PEXPIRE', log, LINGER_MS)
+      redis.call('PEXPIRE', counter, LINGER_MS)
+    end
   end
 end
-""".replace("LOG_SIZE", str(LOG_SIZE)).replace("LINGER_MS", str(int(LINGER * 1000)))
+""".replace("LINGER_MS", str(int(LINGER * 1000)))
 """Lua helpers every write script starts with: ``qentry`` makes one changed
 key's JSON from stored JSON texts (``false``: absent), and ``qlog``, called
 after the write, appends the change with the next revision and, when the
