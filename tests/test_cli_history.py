@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +21,7 @@ import pytest
 from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
 
-from qstate import StateRegistry
+from qstate import StateRegistry, acting_as
 from qstate_cli.session import Session
 from qstate_cli.shell.completer import ShellCompleter
 from qstate_cli.shell.grammar import Current
@@ -110,6 +111,26 @@ def test_history_in_a_pipe_is_one_json_array_of_the_changes(cli: Cli) -> None:
     assert cli.json("--json", "history", "Job") == changes, "--json: the same document"
     plain = cli.ok("history", "Job", "--output", "plain").splitlines()
     assert [json.loads(line) for line in plain] == changes, "plain: one change per line"
+
+
+def test_history_says_who_made_each_change(cli: Cli, tmp_path: Path) -> None:
+    """The CLI's own writes carry its host and pid; a task's, the task name too."""
+    cli.ok("set", "Job", "a", "1")
+    with StateRegistry(cli.url) as registry, acting_as("checkout.pay"):
+        registry.state("Job").set("a", 2)
+    first, second = cli.json("history", "Job")
+    host = socket.gethostname()
+    assert first["origin"]["host"] == host
+    assert isinstance(first["origin"]["pid"], int)
+    assert "task" not in first["origin"]
+    assert second["origin"] == {"host": host, "pid": os.getpid(), "task": "checkout.pay"}
+    table = pexpect.run(
+        f"{QSTATE} --url {cli.url} history Job", cwd=str(tmp_path),
+        env={**os.environ, "TERM": "xterm", "NO_COLOR": "1", "COLUMNS": "160"},
+    ).decode()  # fmt: skip
+    assert "┃ origin" in table, "on a terminal: a table"
+    assert f"checkout.pay@{host}:{os.getpid()}" in table
+    assert f"{host}:{first['origin']['pid']}" in table
 
 
 def test_history_limit_and_since(cli: Cli) -> None:
