@@ -114,6 +114,21 @@ class Output:
 
             self.console().print(Text(line, style="dim"))
 
+    def aside(self, renderable: Any) -> None:
+        """A table for the person at the terminal, on stderr (what a question is about),
+        so that stdout keeps only the result even when it goes to a file."""
+        from rich.console import Console
+
+        color = not self.no_color and "NO_COLOR" not in os.environ and sys.stderr.isatty()
+        Console(
+            file=sys.stderr,
+            no_color=not color,
+            color_system="auto" if color else None,
+            markup=False,
+            emoji=False,
+            highlight=False,
+        ).print(renderable)
+
     @staticmethod
     def message(text: str) -> None:
         """A note for the person at the terminal (stderr, never mixed with data)."""

@@ -248,3 +248,90 @@ def list_plain_chunks(infos: Iterable[StateInfo]) -> Iterator[str]:
     """The lines of :func:`list_plain`, in pieces (each ends with a newline)."""
     for batch in _batches(infos):
         yield list_plain(batch) + "\n"
+
+
+# -- change history ---------------------------------------------------------------
+
+ABSENT_BEFORE = "(none)"
+"""Shown for the old value of a key a change created (not JSON, so never a stored value)."""
+ABSENT_AFTER = "(removed)"
+"""Shown for the new value of a key a change removed."""
+
+
+def origin_label(origin: dict[str, Any] | None) -> str:
+    """Who made a change, compactly: ``task@host:pid``, ``host:pid``, or ``""`` when unknown.
+
+    An origin with none of those fields (another writer's own idea of one) is
+    shown as compact JSON rather than hidden.
+    """
+    if not origin:
+        return ""
+    host, pid, task = origin.get("host"), origin.get("pid"), origin.get("task")
+    if host is None and pid is None and task is None:
+        return compact_json(origin)
+    where = ":".join(str(part) for part in (host, pid) if part is not None)
+    label = f"{task}@{where}" if task is not None and where else str(task or where)
+    return safe_text(label)
+
+
+def change_text(entry: dict[str, Any]) -> str:
+    """One changed key's ``old → new``, an absent side named as such."""
+    old = compact_json(entry["old"]) if "old" in entry else ABSENT_BEFORE
+    new = compact_json(entry["new"]) if "new" in entry else ABSENT_AFTER
+    return f"{old} → {new}"
+
+
+def history_table(name: str, scope: str, changes: Iterable[Any]) -> Table:
+    """Changes (``qstate.Change``) as a table, one row per changed key.
+
+    The revision, time and origin head the first row of each change only, so
+    a clear that removed many keys reads as one block. The origin column is
+    left out when no change says who made it.
+    """
+    from rich.table import Table
+    from rich.text import Text
+
+    changes = list(changes)
+    with_origin = any(change.origin for change in changes)
+    table = Table(title=Text(f"{state_title(name, scope)}: history"), title_justify="left")
+    table.add_column("rev", justify="right", style="bold")
+    table.add_column("time")
+    if with_origin:
+        table.add_column("origin")
+    table.add_column("key", style="bold")
+    table.add_column("old → new")
+    for change in changes:
+        head = [str(change.rev), change.time.replace("T", " ")]
+        if with_origin:
+            head.append(origin_label(change.origin))
+        for index, entry in enumerate(change.changes):
+            shown = head if index == 0 else [""] * len(head)
+            table.add_row(
+                *(Text(cell) for cell in shown),
+                Text(safe_text(entry["key"])),
+                Text(change_text(entry)),
+                end_section=index == len(change.changes) - 1,
+            )
+    return table
+
+
+def differences_table(
+    name: str, scope: str, to: int, rows: list[tuple[str, Any, Any]], absent: object
+) -> Table:
+    """What a restore changes: each key's value now and at revision ``to`` (``absent``
+    marks a side where the key does not exist)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    def shown(value: Any) -> Text:
+        return Text("(absent)", style="dim") if value is absent else Text(compact_json(value))
+
+    table = Table(
+        title=Text(f"{state_title(name, scope)}: now → at revision {to}"), title_justify="left"
+    )
+    table.add_column("key", style="bold")
+    table.add_column("now")
+    table.add_column(f"at revision {to}")
+    for key, now, then in rows:
+        table.add_row(Text(safe_text(key)), shown(now), shown(then))
+    return table

@@ -335,6 +335,7 @@ def test_watch_prints_a_json_line_per_change(cli: Cli) -> None:
     for line in lines:
         assert list(line) == ["state", "scope", "rev", "time", "changes", "origin"]
         assert line["time"].endswith("Z")
+        assert {"host", "pid"} <= set(line["origin"]), "who made the change"
     assert [(line["state"], line["scope"], line["rev"], line["changes"]) for line in lines] == [
         ("Job", "", 2, [{"key": "step", "old": 1, "new": 2}]),
         ("Job", "", 3, [{"key": "step", "old": 2, "new": 3}, {"key": "done", "new": True}]),

@@ -6,13 +6,16 @@ import io
 
 from rich.console import Console
 
-from qstate import StateInfo
+from qstate import Change, StateInfo
 from qstate_cli.render import (
     Mode,
     choose_mode,
+    differences_table,
     format_ttl,
+    history_table,
     list_plain,
     list_table,
+    origin_label,
     plain_value,
     state_plain,
     state_table,
@@ -79,3 +82,51 @@ def test_mode_defaults() -> None:
 
 def test_ttl_formatting() -> None:
     assert [format_ttl(t) for t in (None, 1.25, 75, 3725)] == ["-", "1.2s", "1m15s", "1h02m"]
+
+
+def test_history_table_one_row_per_changed_key() -> None:
+    changes = [
+        Change(1, "2026-11-30T05:42:21.123Z", [{"key": "step", "new": 1}]),
+        Change(
+            2, "2026-11-30T05:42:22.000Z", [{"key": "step", "old": 1}, {"key": "x\n", "old": "a"}]
+        ),
+    ]
+    assert printed(history_table("Job", "u1", changes)) == (
+        "Job [u1]: history                                          \n"
+        "┏━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━┳━━━━━━━━━━━━━━━━━┓\n"
+        "┃ rev ┃ time                     ┃ key  ┃ old → new       ┃\n"
+        "┡━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━╇━━━━━━━━━━━━━━━━━┩\n"
+        "│   1 │ 2026-11-30 05:42:21.123Z │ step │ (none) → 1      │\n"
+        "├─────┼──────────────────────────┼──────┼─────────────────┤\n"
+        "│   2 │ 2026-11-30 05:42:22.000Z │ step │ 1 → (removed)   │\n"
+        '│     │                          │ x\\n  │ "a" → (removed) │\n'
+        "└─────┴──────────────────────────┴──────┴─────────────────┘\n"
+    ), "no origin column when no change has one; controls escaped"
+
+
+def test_origin_is_shown_compactly() -> None:
+    assert origin_label(None) == ""
+    assert origin_label({"host": "w1", "pid": 42, "task": "pay"}) == "pay@w1:42"
+    assert origin_label({"host": "w1", "pid": 42}) == "w1:42"
+    assert origin_label({"task": "pay"}) == "pay"
+    assert origin_label({"who": "cron"}) == '{"who":"cron"}'
+    assert origin_label({"host": "w\x1b[2J", "pid": 1}) == "w\\u001b[2J:1"
+    change = Change(3, "2026-11-30T05:42:21.123Z", [{"key": "k", "new": 1}], {"host": "w1"})
+    shown = printed(history_table("Job", "", [change]))
+    assert "origin" in shown
+    assert "│ w1 " in shown
+
+
+def test_differences_table() -> None:
+    absent = object()
+    rows = [("a", 2, 1), ("b", 3, absent), ("c", absent, [1])]
+    assert printed(differences_table("Job", "", 1, rows, absent)) == (
+        "Job: now → at revision 1          \n"
+        "┏━━━━━┳━━━━━━━━━━┳━━━━━━━━━━━━━━━┓\n"
+        "┃ key ┃ now      ┃ at revision 1 ┃\n"
+        "┡━━━━━╇━━━━━━━━━━╇━━━━━━━━━━━━━━━┩\n"
+        "│ a   │ 2        │ 1             │\n"
+        "│ b   │ 3        │ (absent)      │\n"
+        "│ c   │ (absent) │ [1]           │\n"
+        "└─────┴──────────┴───────────────┘\n"
+    )

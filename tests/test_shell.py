@@ -78,9 +78,10 @@ TAKES_STATE = frozenset(name for name, facts in all_facts(COMMANDS).items() if f
 
 def test_the_shell_reads_which_commands_take_what_from_the_cli() -> None:
     facts = all_facts(COMMANDS)
-    assert {"get", "set", "update", "delete", "clear", "incr", "wait", "watch", "edit"} == set(
-        TAKES_STATE
-    )
+    assert {
+        "get", "set", "update", "delete", "clear", "incr", "wait", "watch", "edit",
+        "history", "restore",
+    } == set(TAKES_STATE)  # fmt: skip
     assert {name: f.keys for name, f in facts.items() if f.keys} == {
         "get": "one", "set": "one", "incr": "one", "delete": "many",
         "update": "assign", "wait": "assign",

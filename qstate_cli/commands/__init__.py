@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("transfer", "import_states"),
     "wait": ("live", "wait"),
     "watch": ("live", "watch"),
+    "history": ("past", "history"),
+    "restore": ("past", "restore"),
     "edit": ("edit", "edit"),
     "shell": ("shell", "shell"),
     "doctor": ("doctor", "doctor"),

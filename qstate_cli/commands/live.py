@@ -152,9 +152,10 @@ def watch(
 ) -> None:
     """Follow a state: a live table on a terminal, one JSON line per change otherwise.
 
-    Each JSON line is one change: {"state", "scope", "rev", "time", "changes"},
-    where changes lists {"key", "old", "new"} ("old" absent for a new key, "new"
-    for a removed one). Revisions come in order, none skipped or repeated.
+    Each JSON line is one change: {"state", "scope", "rev", "time", "changes",
+    "origin"}, where changes lists {"key", "old", "new"} ("old" absent for a new
+    key, "new" for a removed one) and origin says who made it ({"host", "pid",
+    "task"}; absent when unknown). Revisions come in order, none skipped or repeated.
     """
     session = session_of(ctx)
     target = session.state(state, scope)

@@ -69,6 +69,8 @@ class ShellCompleter(Completer):
         name, scope = self._target(facts, rest)
         if rest and rest[-1] in ("--scope", "-s"):
             return [(s, "scope") for s in self._catalog.scopes(name)] if name else []
+        if rest and rest[-1] in facts.value_options:
+            return []  # the value of another option (--to REV, --ttl T): nothing to offer
         positionals = _positionals(rest, facts)
         if facts.takes_state and current.name is None and not positionals:
             return [(state, "state") for state in self._catalog.state_names()]

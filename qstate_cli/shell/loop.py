@@ -25,7 +25,7 @@ from .facts import SHELL_OWN, all_facts
 from .grammar import Current, LineError, is_complete, parse_use, split, to_cli_args
 from .syntax import line_syntax
 
-LIVE_COMMANDS = frozenset({"watch", "edit", "clear", "import"})
+LIVE_COMMANDS = frozenset({"watch", "edit", "clear", "import", "restore"})
 """Commands that talk to the terminal themselves (live view, editor, [y/N]):
 their output is not captured for the pager."""
 

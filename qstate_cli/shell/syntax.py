@@ -27,7 +27,7 @@ def command_syntax(name: str, command: Any, *, implicit_state: bool) -> str:
             if not long or long[0] == "--help":
                 continue
             value = "" if param.is_flag else " " + (param.metavar or param.name.upper())
-            options.append(f"[{long[0]}{value}]")
+            options.append(f"{long[0]}{value}" if param.required else f"[{long[0]}{value}]")
     return " ".join([name, *arguments, *options])
 
 
