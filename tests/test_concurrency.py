@@ -106,3 +106,42 @@ def test_processes_lose_no_update_on_file(tmp_path: Any) -> None:
         "tx": total,
     }
     registry.close()
+
+
+def test_the_past_read_and_restored_while_others_write(backend_url: str) -> None:
+    """Each incr makes one revision, so at revision r the counter was r: ``as_of``
+    and ``restore`` must show exactly that however writes interleave with them."""
+    with StateRegistry(backend_url) as registry:
+        state = Counter(registry, scope="past")
+        if not registry.backend.keeps_revisions:
+            pytest.skip("the backend keeps no revisions")
+        state.incr("n")
+        errors: list[BaseException] = []
+
+        def write() -> None:
+            try:
+                for _ in range(100):
+                    state.incr("n")
+            except BaseException as exc:  # reported below, not lost in the thread
+                errors.append(exc)
+
+        writers = [threading.Thread(target=write) for _ in range(3)]
+        for thread in writers:
+            thread.start()
+        while True:  # at least once; as long as the writers write
+            writing = any(thread.is_alive() for thread in writers)
+            latest = state.revision()
+            for rev in {1, latest // 2 or 1, latest}:
+                assert state.as_of(rev) == {"n": rev}
+            if not writing:
+                break
+        for thread in writers:
+            thread.join()
+        assert not errors, errors
+        latest = state.revision()
+        assert latest == 301
+        assert state.restore(100) == {"n": 100}
+        assert state.incr("n") == 101
+        assert state.as_of(latest) == {"n": 301}
+        assert state.as_of(latest + 1) == {"n": 100}
+        state.clear()

@@ -696,6 +696,13 @@ def test_restore_undoes_later_changes_as_a_new_revision(
     run(state.update(extra=None))  # 5
     run(state.clear())  # 6
     run(state.set("late", True))  # 7
+    assert run(state.as_of(2)) == at_2, "as_of reads the past without writing"
+    assert run(state.as_of(0)) == {}
+    assert run(state.as_of(6)) == {}
+    assert run(state.as_of(7)) == run(state.get_all()) == {"late": True}
+    assert run(state.revision()) == 7
+    with pytest.raises(UsageError, match="ahead"):
+        run(state.as_of(8))
     assert run(state.restore(2)) == at_2
     assert run(state.get_all()) == at_2
     assert run(state.revision()) == 8, "a restore is a new revision"
@@ -729,6 +736,8 @@ def test_restore_past_the_log_is_refused_and_changes_nothing(
         flavour.run(state.set("i", i))
     with pytest.raises(ChangesLostError, match="no longer kept"):
         flavour.run(state.restore(1))
+    with pytest.raises(ChangesLostError, match="no longer kept"):
+        flavour.run(state.as_of(1))
     assert flavour.run(state.get_all()) == {"i": writes - 1}
     assert flavour.run(state.revision()) == writes
     assert flavour.run(state.restore(writes - 2)) == {"i": writes - 3}

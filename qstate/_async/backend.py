@@ -32,7 +32,7 @@ from typing import Any
 
 from .._changes import LOG_SIZE, Change
 from .._codec import JSONValue
-from .._errors import UsageError
+from .._errors import ConflictError, UsageError
 from .._keys import StateKey
 from .._model import MISSING, Document, Modifier, StateInfo, _Missing, add, apply_modifier
 
@@ -156,6 +156,20 @@ class AsyncBackend(ABC):
         Raises ChangesLostError when the log no longer holds the next change.
         """
         raise self._no_revisions()
+
+    async def snapshot(self, key: StateKey) -> tuple[Document, int]:
+        """The document and the revision it is at, read together.
+
+        This default reads the revision on both sides of ``get_all`` and tries
+        again if a write came between; a backend that can read both in one
+        step (the built-in ones do) overrides it.
+        """
+        for _ in range(10):
+            latest = await self.revision(key)
+            data = await self.get_all(key)
+            if await self.revision(key) == latest:
+                return data, latest
+        raise ConflictError(f"{key} changed during each of 10 reads; try again")
 
     async def history(self, key: StateKey, since: int, limit: int | None) -> list[Change]:
         """The changes still kept after revision ``since``, oldest first.

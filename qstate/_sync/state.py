@@ -56,6 +56,28 @@ def _check_count(name: str, value: object) -> None:
         raise InvalidValueError(f"{name} must be an int >= 0, not {value!r}")
 
 
+def _undo(key: StateKey, data: Document, later: list[Change], to: int, latest: int) -> None:
+    """Turn ``data``, the state at revision ``latest``, into the state at ``to``.
+
+    ``later`` must be every change after ``to``; each keeps the old value of
+    every key it touched, so undoing them newest first walks the state back.
+    """
+    if to > latest:
+        raise UsageError(f"revision {to} of {key} is ahead of its latest, {latest}")
+    if latest > to and (not later or later[0].rev != to + 1 or later[-1].rev != latest):
+        oldest = later[0].rev - 1 if later else latest
+        raise ChangesLostError(
+            f"revision {to} of {key} is no longer kept: its log reaches back "
+            f"to revision {oldest}; choose {oldest} or later"
+        )
+    for change in reversed(later):
+        for item in change.changes:
+            if "old" in item:
+                data[item["key"]] = item["old"]
+            else:
+                data.pop(item["key"], None)
+
+
 class State:
     """A state document; every method is one atomic step on the backend."""
 
@@ -262,34 +284,37 @@ class State:
         self._guard(False)
         return self._backend.history(self._key, since, limit)
 
+    def as_of(self, rev: int) -> Document:
+        """The state as it was at revision ``rev`` (read only; ``0``: before its first change).
+
+        Worked out from the present and the changes kept since ``rev``, both
+        read at one revision, so it is the state exactly as ``rev`` left it
+        whatever writes come meanwhile. ChangesLostError when the log no longer
+        reaches back that far.
+        """
+        _check_count("rev", rev)
+        self._guard(False)
+        data, latest = self._backend.snapshot(self._key)
+        later = self._backend.history(self._key, rev, None)
+        _undo(self._key, data, [c for c in later if c.rev <= latest], rev, latest)
+        return data
+
     def restore(self, to: int) -> Document:
         """Make the state what it was at revision ``to``; return that document.
 
-        One atomic step, under the state's lock, that is itself a new revision
-        (nothing is rewritten in the past): the present with every later change
-        undone, from the old values the log kept. So ``to`` must be within the
-        log's reach, or ChangesLostError says how far back it goes; ``0`` is the
-        state before its first change (restoring it removes the state).
+        One atomic step, under the state's lock: the present with every later
+        change undone, from the old values the log kept. When that differs from
+        the present it is a new revision (the past is never rewritten, so a
+        restore can be undone too). ``to`` must be within the log's reach, or
+        ChangesLostError says how far back it goes; ``0`` is the state before
+        its first change (restoring it removes the state).
         """
         _check_count("to", to)
         self._guard(True)
         with self._backend.transaction(self._key, self._ttl) as data:
             latest = self._backend.revision(self._key)
-            if to > latest:
-                raise UsageError(f"revision {to} of {self._key} is ahead of its latest, {latest}")
             later = self._backend.history(self._key, to, None)
-            if latest > to and (not later or later[0].rev != to + 1 or later[-1].rev != latest):
-                oldest = later[0].rev - 1 if later else latest
-                raise ChangesLostError(
-                    f"revision {to} of {self._key} is no longer kept: its log reaches back "
-                    f"to revision {oldest}; restore to {oldest} or later"
-                )
-            for change in reversed(later):
-                for item in change.changes:
-                    if "old" in item:
-                        data[item["key"]] = item["old"]
-                    else:
-                        data.pop(item["key"], None)
+            _undo(self._key, data, later, to, latest)
             restored = dict(data)
         return restored
 

@@ -3,8 +3,7 @@
 Both read the state's change log through the library (``State.history``);
 ``restore`` has the library write an earlier revision's document back in one
 atomic step (``State.restore``). What a restore would change is worked out
-here, from the same log, only to show it before asking: the library alone
-decides what the restored document is.
+by the library too (``State.as_of``), only to show it before asking.
 """
 
 from __future__ import annotations
@@ -14,10 +13,8 @@ from typing import Annotated, Any
 
 import typer
 
-from qstate import Change, State
+from qstate import State
 
-from ..errors import BadInput, CliError
-from ..exit_codes import ExitCode
 from ..options import ScopeOpt, StateArg, YesOpt
 from ..render import Mode, compact_json, differences_table, history_table, json_text, left_out
 from ..session import Session
@@ -110,7 +107,7 @@ _ABSENT = object()
 def _show_differences(session: Session, target: State, to: int, scope: str | None) -> None:
     """On a terminal, the keys a restore to ``to`` changes (on stderr, with the question)."""
     name = describe(target.name, scope)
-    differences = _differences(target, to, name)
+    differences = _differences(target, to)
     out = session.output
     if not out.interactive:
         return
@@ -125,31 +122,20 @@ def _show_differences(session: Session, target: State, to: int, scope: str | Non
         out.message(note)
 
 
-def _differences(target: State, to: int, name: str) -> list[tuple[str, Any, Any]]:
+def _differences(target: State, to: int) -> list[tuple[str, Any, Any]]:
     """``(key, value now, value at revision to)`` for each key a restore would change.
 
-    Worked out from the changes after ``to``: a key's value then is the old
-    value of the first of them that touched it, its value now the new value of
-    the last. Refuses, as the restore itself would, a revision ahead of the
-    latest or older than the log keeps.
+    ``as_of`` refuses, as the restore itself would, a revision ahead of the
+    latest (exit 2) or older than the log keeps (exit 4).
     """
-    latest = target.revision()
-    if to > latest:
-        raise BadInput(f"revision {to} is ahead of the latest revision of {name} ({latest})")
-    changes: list[Change] = target.history(since=to)
-    if to < latest and (not changes or changes[0].rev != to + 1):
-        kept = f"it starts at revision {changes[0].rev}" if changes else "it keeps none"
-        raise CliError(
-            f"the change log of {name} no longer reaches back to revision {to} ({kept})",
-            ExitCode.CONFLICT,
-        )
-    then: dict[str, Any] = {}
-    now: dict[str, Any] = {}
-    for change in changes:
-        for entry in change.changes:
-            then.setdefault(entry["key"], entry.get("old", _ABSENT))
-            now[entry["key"]] = entry.get("new", _ABSENT)
-    return [(key, now[key], value) for key, value in then.items() if not _same(now[key], value)]
+    then = target.as_of(to)
+    now = target.get_all()
+    keys = dict.fromkeys([*now, *then])
+    return [
+        (key, now.get(key, _ABSENT), then.get(key, _ABSENT))
+        for key in keys
+        if not _same(now.get(key, _ABSENT), then.get(key, _ABSENT))
+    ]
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -102,6 +102,9 @@ class AsyncFileBackend(AsyncBackend):
     async def revision(self, key: StateKey) -> int:
         return await asyncio.to_thread(self.sync.revision, key)
 
+    async def snapshot(self, key: StateKey) -> tuple[Document, int]:
+        return await asyncio.to_thread(self.sync.snapshot, key)
+
     async def history(self, key: StateKey, since: int, limit: int | None) -> list[Change]:
         return await asyncio.to_thread(self.sync.history, key, since, limit)
 

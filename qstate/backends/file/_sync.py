@@ -600,6 +600,18 @@ class FileBackend(Backend):
         latest = self._read(_latest_change, key)
         return 0 if latest is None else latest[0]
 
+    def snapshot(self, key: StateKey) -> tuple[Document, int]:
+        def read(conn: sqlite3.Connection) -> tuple[Document, int]:
+            conn.execute("BEGIN")  # one read transaction: one revision
+            try:
+                data, _ = self._read_all(conn, key, time.time())
+                latest = _latest_change(conn, key)
+            finally:
+                conn.execute("COMMIT")
+            return data, 0 if latest is None else latest[0]
+
+        return self._read(read) or ({}, 0)
+
     def history(self, key: StateKey, since: int, limit: int | None) -> list[Change]:
         rows = self._read(_last_changes, key, since, -1 if limit is None else limit) or []
         return [_stored_change(self.path, key, *row) for row in reversed(rows)]

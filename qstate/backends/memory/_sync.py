@@ -387,6 +387,22 @@ class MemoryBackend(Backend):
         log = self._logs.get(key)
         return 0 if log is None else log.rev
 
+    def snapshot(self, key: StateKey) -> tuple[Document, int]:
+        while True:
+            doc = self._docs.get(key)
+            if doc is None:
+                log = self._logs.get(key)
+                rev = 0 if log is None else log.rev
+                if self._docs.get(key) is None and (log is None or log.rev == rev):
+                    return {}, rev
+                continue  # a write began meanwhile
+            with doc.mutex:  # every change's revision is taken under it
+                if doc.dead:
+                    continue
+                log = self._logs.get(key)
+                data = {} if doc.expired() else doc.snapshot()
+                return data, 0 if log is None else log.rev
+
     def history(self, key: StateKey, since: int, limit: int | None) -> list[Change]:
         log = self._logs.get(key)
         doc = self._docs.get(key)

@@ -134,6 +134,7 @@ class AsyncRedisBackend(AsyncBackend):
         self._incr = _Script(layout.INCR)
         self._replace = _Script(layout.REPLACE)
         self._acquire_script = _Script(layout.ACQUIRE)
+        self._snapshot_script = _Script(layout.SNAPSHOT)
         self._commit_script = _Script(layout.COMMIT)
         self._release_script = _Script(layout.RELEASE)
 
@@ -456,6 +457,18 @@ class AsyncRedisBackend(AsyncBackend):
     async def revision(self, key: StateKey) -> int:
         latest = await self._latest(key)
         return 0 if latest is None else latest[1]
+
+    async def snapshot(self, key: StateKey) -> tuple[Document, int]:
+        try:
+            flat, rev = await self._once_more(
+                lambda: self._eval(self._snapshot_script, self._keys(key), [])
+            )
+        except REDIS_ERRORS as exc:
+            raise translate(exc, self.url, key) from exc
+        try:
+            return self._decode_flat(flat, key), int(rev)
+        except ValueError:
+            raise self._corrupt(key, ValueError("its revision counter is not a number")) from None
 
     async def history(self, key: StateKey, since: int, limit: int | None) -> list[Change]:
         latest = await self._latest(key)

@@ -135,6 +135,7 @@ class RedisBackend(Backend):
         self._incr = _Script(layout.INCR)
         self._replace = _Script(layout.REPLACE)
         self._acquire_script = _Script(layout.ACQUIRE)
+        self._snapshot_script = _Script(layout.SNAPSHOT)
         self._commit_script = _Script(layout.COMMIT)
         self._release_script = _Script(layout.RELEASE)
 
@@ -453,6 +454,18 @@ class RedisBackend(Backend):
     def revision(self, key: StateKey) -> int:
         latest = self._latest(key)
         return 0 if latest is None else latest[1]
+
+    def snapshot(self, key: StateKey) -> tuple[Document, int]:
+        try:
+            flat, rev = self._once_more(
+                lambda: self._eval(self._snapshot_script, self._keys(key), [])
+            )
+        except REDIS_ERRORS as exc:
+            raise translate(exc, self.url, key) from exc
+        try:
+            return self._decode_flat(flat, key), int(rev)
+        except ValueError:
+            raise self._corrupt(key, ValueError("its revision counter is not a number")) from None
 
     def history(self, key: StateKey, since: int, limit: int | None) -> list[Change]:
         latest = self._latest(key)

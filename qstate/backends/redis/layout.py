@@ -511,6 +511,11 @@ Makes the state exactly the given pairs in one step, without a transaction's
 lock; without a new TTL the state keeps the expiry it had, as a transaction does.
 """
 
+SNAPSHOT = """
+return {redis.call('HGETALL', KEYS[1]), redis.call('HGET', KEYS[4], 'rev') or '0'}
+"""
+"""The state and its revision, read together (one script: atomic)."""
+
 ACQUIRE = """
 if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
   return {1, redis.call('HGETALL', KEYS[1])}
