@@ -7,13 +7,15 @@ shell runs the same app, so there is one grammar and one implementation.
 from __future__ import annotations
 
 import copy
+import functools
 import sys
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
-from qstate import QStateError, __version__
+from qstate import QStateError, __version__, acting_as
 
 from .commands import LazyCommands, build
 from .errors import CliError, one_line, report
@@ -62,6 +64,7 @@ class _Commands(TyperGroup):
         for param in self.params:
             if param.name in GLOBAL_OPTIONS and taken.isdisjoint(param.opts):
                 command.params.append(_global_copy(param))
+        command.callback = _labelled(command.callback, f"qstate {name}")
         return command
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
@@ -70,6 +73,17 @@ class _Commands(TyperGroup):
         except (QStateError, CliError) as error:
             debug = isinstance(ctx.obj, Session) and ctx.obj.debug
             raise typer.Exit(report(error, debug=debug)) from None
+
+
+def _labelled(callback: Callable[..., Any], task: str) -> Callable[..., Any]:
+    """``callback`` with the changes it makes logged as made by ``task`` (``qstate set``)."""
+
+    @functools.wraps(callback)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with acting_as(task):
+            return callback(*args, **kwargs)
+
+    return run
 
 
 def _global_copy(param: Any) -> Any:

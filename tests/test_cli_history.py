@@ -114,7 +114,7 @@ def test_history_in_a_pipe_is_one_json_array_of_the_changes(cli: Cli) -> None:
 
 
 def test_history_says_who_made_each_change(cli: Cli, tmp_path: Path) -> None:
-    """The CLI's own writes carry its host and pid; a task's, the task name too."""
+    """Every change names its host and pid, and the task: the command for the CLI's own."""
     cli.ok("set", "Job", "a", "1")
     with StateRegistry(cli.url) as registry, acting_as("checkout.pay"):
         registry.state("Job").set("a", 2)
@@ -122,7 +122,7 @@ def test_history_says_who_made_each_change(cli: Cli, tmp_path: Path) -> None:
     host = socket.gethostname()
     assert first["origin"]["host"] == host
     assert isinstance(first["origin"]["pid"], int)
-    assert "task" not in first["origin"]
+    assert first["origin"]["task"] == "qstate set"
     assert second["origin"] == {"host": host, "pid": os.getpid(), "task": "checkout.pay"}
     table = pexpect.run(
         f"{QSTATE} --url {cli.url} history Job", cwd=str(tmp_path),
@@ -130,7 +130,7 @@ def test_history_says_who_made_each_change(cli: Cli, tmp_path: Path) -> None:
     ).decode()  # fmt: skip
     assert "┃ origin" in table, "on a terminal: a table"
     assert f"checkout.pay@{host}:{os.getpid()}" in table
-    assert f"{host}:{first['origin']['pid']}" in table
+    assert f"qstate set@{host}:{first['origin']['pid']}" in table
 
 
 def test_history_limit_and_since(cli: Cli) -> None:

@@ -48,7 +48,7 @@ COMMANDS = readme_commands()
 
 
 def test_the_readme_has_every_step() -> None:
-    assert list(COMMANDS) == ["broker", "worker", "send", "inspect"]
+    assert list(COMMANDS) == ["broker", "worker", "send", "inspect", "debug"]
     assert COMMANDS["broker"][0].startswith("redis-server"), "the step this test replaces"
     assert COMMANDS["worker"] == ["qtasks -A async_app:app run"]
 
@@ -194,9 +194,40 @@ def test_the_readme_walkthrough(example: Example, redis: RedisServer) -> None:
         assert expected[line](example.run(line)), line
     assert set(expected) | {"qstate shell"} == set(COMMANDS["inspect"])
 
+    debug(example)
+
     in_redis = redis.command("-n", "1", "--scan", "--pattern", "qstate:*")
     in_file = (example.directory / ".qstate" / "state.db").is_file()
     if example.store == "redis":
         assert ("qstate:{MyState}" in in_redis, in_file) == (True, False), "as qstate.toml says"
     else:
         assert (in_redis, in_file) == ("", True), "as qstate.toml says"
+
+
+def debug(example: Example) -> None:
+    """Step 5: a stuck step2, its history, a restore, and step2 again under watch."""
+    lines = iter(COMMANDS["debug"])
+    [stuck] = [json.loads(out) for out in example.run(next(lines)).splitlines()]
+    assert stuck["error"] == "step1 has not run"
+    assert json.loads(example.run(next(lines))) == {"step": 2, "prompt": SEED["prompt"]}
+    history = json.loads(example.run(next(lines)))
+    assert [c["rev"] for c in history] == [1, 2, 3, 4]
+    assert [c["origin"]["task"] for c in history] == ["step1", "step1", "step2", "step2"]
+    assert {c["origin"]["pid"] for c in history} <= example.pids, "written by the workers"
+    assert history[-1]["changes"] == [{"key": "state", "old": "await_phone"}], "step2 took it"
+    assert example.run(next(lines)) == "", "restore: its summary goes to stderr"
+    watch_line = next(lines)
+    assert watch_line.startswith("qstate watch")
+    watcher = subprocess.Popen(
+        example.argv(watch_line), cwd=example.directory, env=example.env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert [json.loads(out) for out in example.run(next(lines)).splitlines()] == [SEED]
+        out, err = watcher.communicate(timeout=60)
+    finally:
+        watcher.kill()
+    assert watcher.returncode == 0, err
+    seen = [json.loads(line) for line in out.splitlines()]
+    assert [(c["rev"], c["origin"]["task"]) for c in seen] == [(6, "step2"), (7, "step2")]
+    assert next(lines, None) is None
