@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -23,7 +22,18 @@ from typing import Any
 
 _task: ContextVar[str | None] = ContextVar("qstate_task", default=None)
 _texts: dict[str | None, str] = {}
-_host = socket.gethostname()
+
+def _hostname() -> str:
+    """This machine's name, as ``socket.gethostname()`` says it (without importing
+    socket, which every ``qstate`` command would pay for at start-up)."""
+    if hasattr(os, "uname"):
+        return os.uname().nodename
+    import socket
+
+    return socket.gethostname()
+
+
+_host = _hostname()
 
 os.register_at_fork(after_in_child=_texts.clear)
 
