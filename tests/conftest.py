@@ -129,6 +129,18 @@ def example_backend_installed(tmp_path_factory: pytest.TempPathFactory) -> None:
     _register_example_backend(tmp_path_factory.mktemp("site"))
 
 
+@pytest.fixture(params=["file", pytest.param("redis", marks=pytest.mark.redis)])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty store that other processes (the ``qstate`` executable) share: file, Redis.
+
+    A module testing other stores defines its own ``url`` fixture instead.
+    """
+    if request.param == "file":
+        return f"file:{tmp_path}/state.db"
+    found: str = request.getfixturevalue("redis_url")
+    return found
+
+
 @pytest.fixture(
     params=["memory", "file", pytest.param("redis", marks=pytest.mark.redis), "example"]
 )

@@ -17,14 +17,6 @@ from qstate._changes import LOG_SIZE
 from qstate_cli.main import app
 
 
-@pytest.fixture(params=["file", pytest.param("redis", marks=pytest.mark.redis)])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "file":
-        return f"file:{tmp_path}/state.db"
-    redis_url: str = request.getfixturevalue("redis_url")
-    return redis_url
-
-
 class Cli:
     def __init__(self, url: str) -> None:
         self.url = url

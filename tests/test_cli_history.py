@@ -45,15 +45,6 @@ def run(
     )  # fmt: skip
 
 
-@pytest.fixture(params=["file", pytest.param("redis", marks=pytest.mark.redis)])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty store of each kind the executable can use on its own."""
-    if request.param == "file":
-        return f"file:{tmp_path}/state.db"
-    found: str = request.getfixturevalue("redis_url")
-    return found
-
-
 class Cli:
     """The executable on one backend, with helpers for what the tests read back."""
 
