@@ -38,9 +38,9 @@ _host = _hostname()
 os.register_at_fork(after_in_child=_texts.clear)
 
 
-def current_task() -> str | None:
-    """The task name changes are made in now (``None`` outside one)."""
-    return _task.get()
+current_task = _task.get
+"""The task name changes are made in now (``None`` outside one): the context
+variable's own method, since the memory backend calls it on every write."""
 
 
 def origin(task: str | None) -> dict[str, Any]:
