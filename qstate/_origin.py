@@ -73,12 +73,6 @@ def decode_origin(text: str | bytes | None) -> dict[str, Any] | None:
     return found if isinstance(found, dict) else None
 
 
-def begin_task(task: str | None) -> None:
-    """Label what this context does from now on (``None``: no task), for hooks that
-    run before and after a task rather than around it (QTasks' plugin triggers)."""
-    _task.set(task)
-
-
 @contextmanager
 def acting_as(task: str) -> Iterator[None]:
     """Label the changes made inside the block with ``task`` (shown by ``qstate history``).

@@ -122,6 +122,18 @@ def test_sync_tasks_get_one_qstate_state_per_parameter(
         "not after the task"
     )
 
+    @app.task
+    def fails(state: Counted) -> None:
+        state.set("tried", True)
+        raise RuntimeError("the task's own failure")
+
+    with pytest.raises(RuntimeError, match="own failure"):
+        execute(app, executor, "fails")
+    registry.state("Counted").set("after", False)
+    *_, tried, after = registry.state("Counted").history()
+    assert tried.as_dict()["origin"]["task"] == "fails"
+    assert "task" not in after.as_dict()["origin"], "a failed task leaves no label behind"
+
 
 @pytest.mark.parametrize("executor", EXECUTORS)
 def test_qtasks_sync_state_classes_are_backed_by_qstate(

@@ -45,7 +45,7 @@ from .._async.registry import AsyncStateRegistry
 from .._async.state import AsyncState
 from .._inject import StateParameter, fill_states, find_state_parameters
 from .._keys import check_name
-from .._origin import begin_task
+from .._origin import acting_as
 from .._sync.registry import StateRegistry
 from .._sync.state import State
 
@@ -53,7 +53,6 @@ __all__ = ["AsyncQStatePlugin", "QStatePlugin", "register"]
 
 TRIGGER = "task_executor_args_replace"
 BEFORE_EXECUTE = "task_executor_before_execute"
-AFTER_EXECUTE = "task_executor_after_execute"
 
 
 class _QTasksRegistry:
@@ -173,7 +172,8 @@ class AsyncQStatePlugin(BasePlugin):  # type: ignore[misc]
     async def trigger(self, name: str, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
         if name == TRIGGER:
             return self._replacer.replace(kwargs["task_executor"], kwargs["args"], kwargs["kw"])
-        _label(name, kwargs["task_executor"])
+        if name == BEFORE_EXECUTE:
+            _label(kwargs["task_executor"])
         return None
 
 
@@ -196,15 +196,34 @@ class QStatePlugin(BasePlugin):  # type: ignore[misc]
     def trigger(self, name: str, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
         if name == BEFORE_EXECUTE:
             self._replacer.fill(kwargs["task_executor"])
-        _label(name, kwargs["task_executor"])
+            _label(kwargs["task_executor"])
         return None
 
 
-def _label(trigger: str, task_executor: Any) -> None:
-    """Log the task's changes with its name: QTasks runs these triggers in the
-    task's own context, right before and after the task function (a sync task
-    with ``max_time`` runs in a thread of its own, whose changes go unlabelled)."""
-    begin_task(task_executor.task_func.name if trigger == BEFORE_EXECUTE else None)
+def _label(task_executor: Any) -> None:
+    """Log the changes the task makes with its name (the ``origin`` ``qstate history`` shows).
+
+    QTasks calls the executor's ``run_task`` right after this hook, in the
+    task's own context or, for a sync task with ``max_time``, in a thread of
+    its own; wrapping it in ``acting_as`` labels exactly the task's writes,
+    and the label ends with it, also when the task raises.
+    """
+    run = task_executor.run_task
+    name = task_executor.task_func.name
+    labelled: Callable[[], Any]
+    if inspect.iscoroutinefunction(run):
+
+        async def labelled() -> Any:
+            with acting_as(name):
+                return await run()
+
+    else:
+
+        def labelled() -> Any:
+            with acting_as(name):
+                return run()
+
+    task_executor.run_task = labelled
 
 
 def register(app: Any, registry: Any = None) -> AsyncQStatePlugin | QStatePlugin:
@@ -215,9 +234,9 @@ def register(app: Any, registry: Any = None) -> AsyncQStatePlugin | QStatePlugin
     plugin: AsyncQStatePlugin | QStatePlugin
     if isinstance(app, AsyncQueueTasks):
         plugin = AsyncQStatePlugin(registry)
-        triggers = [TRIGGER, BEFORE_EXECUTE, AFTER_EXECUTE]
+        triggers = [TRIGGER, BEFORE_EXECUTE]
     else:
         plugin = QStatePlugin(registry)
-        triggers = [BEFORE_EXECUTE, AFTER_EXECUTE]
+        triggers = [BEFORE_EXECUTE]
     app.add_plugin(plugin, trigger_names=triggers, component="worker")
     return plugin
