@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ._codec import JSONValue, refuse_constant
-from ._errors import ConfigError
+from ._errors import ChangesLostError, ConfigError, UsageError
 from ._model import MISSING, Document
 
 LOG_SIZE = 1000
@@ -147,7 +147,7 @@ def text_entry(key: str, old: str | None, new: str | None) -> str:
     return text + "}"
 
 
-def history_size(value: object, where: str) -> int:
+def check_history(value: object, where: str) -> int:
     """A ``history=`` setting checked: how many changes a log keeps (an int, 1 to MAX_HISTORY)."""
     if type(value) is not int or not 1 <= value <= MAX_HISTORY:
         raise ConfigError(
@@ -157,10 +157,45 @@ def history_size(value: object, where: str) -> int:
     return value
 
 
-def history_option(text: str, url: str) -> int:
-    """A URL's ``?history=N``, read alike by every built-in backend."""
+def history_option(options: dict[str, str], url: str) -> int | None:
+    """Take a URL's ``?history=N`` out of its ``options`` (``None`` when absent): every
+    built-in backend reads it alike."""
+    if "history" not in options:
+        return None
+    text = options.pop("history")
     try:
         value: object = int(text)
     except ValueError:
         value = text
-    return history_size(value, url)
+    return check_history(value, url)
+
+
+def undo(data: Document, kept: list[Change], to: int, latest: int, key: object) -> None:
+    """Turn ``data``, the state ``key`` at revision ``latest``, into the state at ``to``.
+
+    ``kept`` must be the log from revision ``to`` itself (from 1 for ``to``
+    0) up to ``latest``: each change keeps the old value of every key it
+    touched, so undoing the ones after ``to`` newest first walks the state
+    back. Change ``to`` must be there too: an expiry is not a change, and a
+    log that lost ``to`` may have lost one between it and the next.
+    Refuses a ``to`` ahead of ``latest`` (UsageError) or beyond the log's
+    reach (ChangesLostError).
+    """
+    if to > latest:
+        raise UsageError(f"revision {to} of {key} is ahead of its latest, {latest}")
+    if to == latest:
+        return
+    if not kept or kept[0].rev != max(to, 1) or kept[-1].rev != latest:
+        oldest = kept[0].rev if kept else latest
+        raise ChangesLostError(
+            f"revision {to} of {key} is no longer kept: its log reaches back "
+            f"to revision {oldest}; choose {oldest} or later"
+        )
+    for change in reversed(kept):
+        if change.rev <= to:
+            break
+        for item in change.changes:
+            if "old" in item:
+                data[item["key"]] = item["old"]
+            else:
+                data.pop(item["key"], None)

@@ -106,3 +106,10 @@ def check_ttl(ttl: object) -> float | None:
     if type(ttl) not in (int, float) or not 0 < ttl < 10**9:  # type: ignore[operator]
         raise InvalidValueError(f"ttl must be a positive number of seconds or None, not {ttl!r}")
     return float(ttl)  # type: ignore[arg-type]
+
+
+def check_count(name: str, value: object) -> int:
+    """A revision or a count: an int >= 0 (``True`` is not one)."""
+    if type(value) is not int or value < 0:
+        raise InvalidValueError(f"{name} must be an int >= 0, not {value!r}")
+    return value

@@ -141,7 +141,7 @@ def test_history_in_the_url_sets_how_many_changes_a_log_keeps(
         for i in range(300):
             state.set("i", i)
         kept = [c.rev for c in state.history()]
-    assert 50 <= len(kept) < (300 if backend == "redis" else 100)
+    assert 50 <= len(kept) < 100  # exactly 50 on memory and Redis; trimmed in steps on file
     assert kept[-1] == 300
 
 
@@ -150,3 +150,39 @@ def test_history_in_the_url_sets_how_many_changes_a_log_keeps(
 def test_a_bad_history_in_the_url_is_a_config_error(scheme: str, bad: str) -> None:
     with pytest.raises(ConfigError, match="history must be"):
         StateRegistry(f"{scheme}?history={bad}")
+
+
+@pytest.mark.parametrize("backend", ["file", pytest.param("redis", marks=pytest.mark.redis)])
+def test_a_writer_without_history_keeps_the_size_another_asked_for(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The CLI or another service, which never sees the state class, must not trim
+    its history to the default: the log remembers the size its class asked for."""
+    url = f"file:{tmp_path}/s.db" if backend == "file" else request.getfixturevalue("redis_url")
+
+    class Audit(State, history=1200):
+        pass
+
+    with StateRegistry(url) as app, StateRegistry(url) as other:
+        audit = Audit(app)
+        for i in range(1300):
+            audit.set("i", i)
+        for i in range(10):
+            other.state("Audit").set("i", i)  # no class, no ?history=
+        kept = len(other.state("Audit").history())
+    assert 1200 <= kept < 1400
+
+
+def test_a_class_met_after_the_first_write_resizes_the_memory_log() -> None:
+    with StateRegistry("memory://") as registry:
+        for i in range(1100):
+            registry.state("Late").set("i", i)
+        assert len(registry.state("Late").history()) == 1000
+
+        class Late(State, history=1200):
+            pass
+
+        late = Late(registry)
+        for i in range(150):
+            late.set("i", i)
+        assert len(late.history()) == 1150

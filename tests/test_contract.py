@@ -806,9 +806,18 @@ def test_history_expires_with_its_state(flavour: Flavour, registry: Any, make_st
     time.sleep(2)
     assert run(lasting.get_all()) == {}
     assert run(lasting.history()) == [], "the history went with the state"
+    run(lasting.set("plain", 1))  # written again without a TTL
+    [plain] = run(lasting.history())
+    assert plain.changes == [{"key": "plain", "new": 1}], "the old life stays gone"
+    with pytest.raises(ChangesLostError):
+        run(lasting.as_of(plain.rev - 1))
+    assert run(lasting.as_of(plain.rev)) == {"plain": 1}
     again = make_state("Expiring", ttl=30)
     run(again.set("fresh", True))
-    assert [c.changes for c in run(again.history())] == [[{"key": "fresh", "new": True}]]
+    assert [c.changes for c in run(again.history())] == [
+        [{"key": "plain", "new": 1}],
+        [{"key": "fresh", "new": True}],
+    ]
 
 
 def test_a_state_class_sets_how_many_changes_its_log_keeps(

@@ -80,17 +80,17 @@ def test_a_scope_is_data_never_a_path(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
-        ("file:state.db", (Path("state.db"), "NORMAL", 10.0, 1000)),
-        ("file:///abs/s.db", (Path("/abs/s.db"), "NORMAL", 10.0, 1000)),
-        ("file://localhost/abs/s.db", (Path("/abs/s.db"), "NORMAL", 10.0, 1000)),
+        ("file:state.db", (Path("state.db"), "NORMAL", 10.0, None)),
+        ("file:///abs/s.db", (Path("/abs/s.db"), "NORMAL", 10.0, None)),
+        ("file://localhost/abs/s.db", (Path("/abs/s.db"), "NORMAL", 10.0, None)),
         (
             "file:/abs/s.db?synchronous=full&timeout=2.5&history=50",
             (Path("/abs/s.db"), "FULL", 2.5, 50),
         ),
-        ("file:a%20b.db", (Path("a b.db"), "NORMAL", 10.0, 1000)),
+        ("file:a%20b.db", (Path("a b.db"), "NORMAL", 10.0, None)),
     ],
 )
-def test_url_forms(url: str, expected: tuple[Path, str, float, int]) -> None:
+def test_url_forms(url: str, expected: tuple[Path, str, float, int | None]) -> None:
     assert parse_url(url) == expected
 
 

@@ -30,7 +30,7 @@ from contextlib import AbstractAsyncContextManager
 from types import MappingProxyType
 from typing import Any
 
-from .._changes import LOG_SIZE, Change
+from .._changes import Change
 from .._codec import JSONValue
 from .._errors import ConflictError, UsageError
 from .._keys import StateKey
@@ -54,8 +54,15 @@ class AsyncBackend(ABC):
     keeps_revisions: bool = False
     """Whether this backend numbers changes and can ``watch`` them (see the module)."""
 
-    history_size: int = LOG_SIZE
-    """How many changes of each state the log keeps (the URL's ``?history=N``)."""
+    history_size: int | None = None
+    """The URL's ``?history=N``: how many changes of each state the log keeps.
+
+    ``None``: as many as the state's log was last told to keep by a writer
+    that knew (a class's ``history=``, another process's URL), else
+    ``LOG_SIZE``. Backends that share a log between processes store that
+    number with it, so one writer without the setting never trims another's
+    history to the default.
+    """
 
     _history_sizes: Mapping[str, int] = MappingProxyType({})
     """State name → its class's ``history=N``, replaced (never changed) when one is added."""
@@ -65,8 +72,8 @@ class AsyncBackend(ABC):
         if self._history_sizes.get(name) != size:
             self._history_sizes = {**self._history_sizes, name: size}
 
-    def history_size_of(self, key: StateKey) -> int:
-        """How many changes of ``key`` its log keeps."""
+    def history_size_of(self, key: StateKey) -> int | None:
+        """How many changes of ``key`` this registry asks its log to keep (None: no say)."""
         return self._history_sizes.get(key.name, self.history_size)
 
     # -- the core: what every backend implements -----------------------------

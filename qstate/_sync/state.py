@@ -14,15 +14,16 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .._changes import Change, history_size
+from .._changes import Change, check_history, undo
 from .._codec import JSONValue, check_value
-from .._errors import ChangesLostError, InvalidValueError, UsageError
+from .._errors import InvalidValueError, UsageError
 from .._keys import StateKey, check_key, check_name, check_scope
 from .._model import (
     MISSING,
     UNSET,
     Document,
     Modifier,
+    check_count,
     check_document,
     check_own_document,
     check_ttl,
@@ -48,34 +49,6 @@ def _check_registry(state: State, registry: object) -> None:
         )
     if type(registry) is StateRegistry:
         _registry_class[0] = StateRegistry
-
-
-def _check_count(name: str, value: object) -> None:
-    """Refuse a revision or a count that is not an int >= 0 (``True`` is not one)."""
-    if type(value) is not int or value < 0:
-        raise InvalidValueError(f"{name} must be an int >= 0, not {value!r}")
-
-
-def _undo(key: StateKey, data: Document, later: list[Change], to: int, latest: int) -> None:
-    """Turn ``data``, the state at revision ``latest``, into the state at ``to``.
-
-    ``later`` must be every change after ``to``; each keeps the old value of
-    every key it touched, so undoing them newest first walks the state back.
-    """
-    if to > latest:
-        raise UsageError(f"revision {to} of {key} is ahead of its latest, {latest}")
-    if latest > to and (not later or later[0].rev != to + 1 or later[-1].rev != latest):
-        oldest = later[0].rev - 1 if later else latest
-        raise ChangesLostError(
-            f"revision {to} of {key} is no longer kept: its log reaches back "
-            f"to revision {oldest}; choose {oldest} or later"
-        )
-    for change in reversed(later):
-        for item in change.changes:
-            if "old" in item:
-                data[item["key"]] = item["old"]
-            else:
-                data.pop(item["key"], None)
 
 
 class State:
@@ -105,7 +78,7 @@ class State:
         if ttl is not None:
             cls.state_ttl = check_ttl(ttl)
         if history is not None:
-            cls.state_history = history_size(history, f"class {cls.__name__}")
+            cls.state_history = check_history(history, f"class {cls.__name__}")
 
     def __init__(
         self,
@@ -264,7 +237,7 @@ class State:
         a deadline of its own.
         """
         if since is not None:
-            _check_count("since", since)
+            check_count("since", since)
         if timeout is not None and (type(timeout) not in (int, float) or not timeout > 0):
             raise InvalidValueError(f"timeout must be a number of seconds > 0, not {timeout!r}")
         return self._backend.watch(self._key, since, timeout)
@@ -278,25 +251,26 @@ class State:
         ``history=`` of its class or URL), so older ones may be gone; ``limit``
         returns only the last ``limit``.
         """
-        _check_count("since", since)
+        check_count("since", since)
         if limit is not None:
-            _check_count("limit", limit)
+            check_count("limit", limit)
         self._guard(False)
         return self._backend.history(self._key, since, limit)
 
     def as_of(self, rev: int) -> Document:
         """The state as it was at revision ``rev`` (read only; ``0``: before its first change).
 
-        Worked out from the present and the changes kept since ``rev``, both
-        read at one revision, so it is the state exactly as ``rev`` left it
-        whatever writes come meanwhile. ChangesLostError when the log no longer
-        reaches back that far.
+        Worked out from the present, read together with its revision, and the
+        log from ``rev`` on, of which only the changes up to that revision are
+        undone: writes that come meanwhile change nothing. ChangesLostError when
+        the log no longer holds change ``rev`` (it was trimmed, or the state
+        expired since).
         """
-        _check_count("rev", rev)
+        check_count("rev", rev)
         self._guard(False)
         data, latest = self._backend.snapshot(self._key)
-        later = self._backend.history(self._key, rev, None)
-        _undo(self._key, data, [c for c in later if c.rev <= latest], rev, latest)
+        kept = self._backend.history(self._key, max(rev - 1, 0), None)
+        undo(data, [c for c in kept if c.rev <= latest], rev, latest, self._key)
         return data
 
     def restore(self, to: int) -> Document:
@@ -309,12 +283,12 @@ class State:
         ChangesLostError says how far back it goes; ``0`` is the state before
         its first change (restoring it removes the state).
         """
-        _check_count("to", to)
+        check_count("to", to)
         self._guard(True)
         with self._backend.transaction(self._key, self._ttl) as data:
             latest = self._backend.revision(self._key)
-            later = self._backend.history(self._key, to, None)
-            _undo(self._key, data, later, to, latest)
+            kept = self._backend.history(self._key, max(to - 1, 0), None)
+            undo(data, kept, to, latest, self._key)
             restored = dict(data)
         return restored
 

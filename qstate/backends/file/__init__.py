@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, unquote
 
-from ..._changes import LOG_SIZE, history_option
+from ..._changes import history_option
 from ..._errors import ConfigError
 from ..._urls import redact
 from ._sync import FileBackend
@@ -30,7 +30,7 @@ __all__ = ["FileBackend", "open_async", "open_sync", "parse_url"]
 _SYNCHRONOUS = {"normal": "NORMAL", "full": "FULL"}
 
 
-def parse_url(url: str) -> tuple[Path, str, float, int]:
+def parse_url(url: str) -> tuple[Path, str, float, int | None]:
     """Path, synchronous level, busy timeout and history size of a ``file:`` URL."""
     rest = url[len("file:") :]
     rest, _, query = rest.partition("?")
@@ -54,7 +54,7 @@ def parse_url(url: str) -> tuple[Path, str, float, int]:
         raise ConfigError(f"timeout must be a number of seconds in {url!r}") from None
     if not 0 < timeout <= 3600:
         raise ConfigError(f"timeout must be between 0 and 3600 seconds in {url!r}")
-    history = history_option(options.pop("history"), url) if "history" in options else LOG_SIZE
+    history = history_option(options, url)
     if options:
         raise ConfigError(f"unknown file URL option(s) {', '.join(options)} in {url!r}")
     return Path(unquote(rest)).expanduser(), _SYNCHRONOUS[level], timeout, history

@@ -112,7 +112,7 @@ class FileBackend(Backend):
         path: Path | str,
         synchronous: str = "NORMAL",
         timeout: float = 10.0,
-        history: int = LOG_SIZE,
+        history: int | None = None,
     ):
         self.path = Path(path)
         self.history_size = history
@@ -126,6 +126,8 @@ class FileBackend(Backend):
         """The file holds the current layout (so writers may write)."""
         self._readable = False
         """The file holds a qstate layout, current or older (so readers may read)."""
+        self._layout = sql.SCHEMA_VERSION
+        """The layout found, once readable: readers of an older one use its statements."""
         self._ready_lock = threading.Lock()
         self._next_purge = 0.0
         _LIVE_BACKENDS.add(self)
@@ -161,6 +163,7 @@ class FileBackend(Backend):
                 version = sql.inspect(self.path)
                 self._readable = version != 0
                 self._ready = version == sql.SCHEMA_VERSION
+                self._layout = version or sql.SCHEMA_VERSION
         return self._readable
 
     def _prepare_for_writing(self) -> None:
@@ -186,6 +189,7 @@ class FileBackend(Backend):
                 finally:
                     conn.close()
             self._ready = self._readable = True
+            self._layout = sql.SCHEMA_VERSION
 
     def _open(self) -> sqlite3.Connection:
         """A read-write connection, for writers only."""
@@ -278,11 +282,13 @@ class FileBackend(Backend):
         except (sqlite3.Error, OSError) as exc:
             raise sql.translate(exc, self.path) from exc
 
-    def _write(self, body: Callable[..., _T], *args: Any, ttl_of: StateKey | None = None) -> _T:
+    def _write(
+        self, body: Callable[..., _T], *args: Any, expired_of: StateKey | None = None
+    ) -> _T:
         """Run ``body(conn, now, *args)`` inside one ``BEGIN IMMEDIATE`` transaction.
 
-        ``ttl_of``: the state a write with a TTL goes to, which starts a new
-        history if it expired (one more statement, only for writes with a TTL).
+        ``expired_of``: the state whose expired rows the write deletes; they
+        mark where its history ended, so the changes before go first.
         """
         self._lock_writers()
         try:
@@ -292,8 +298,8 @@ class FileBackend(Backend):
                 now = time.time()
                 if now >= self._next_purge:
                     self._purge(conn, now)
-                if ttl_of is not None:
-                    conn.execute(sql.FORGET_EXPIRED_HISTORY, (*ttl_of, None, now))
+                if expired_of is not None:
+                    conn.execute(sql.FORGET_EXPIRED_HISTORY, (*expired_of, None, now))
                 result = body(conn, now, *args)
                 conn.execute("COMMIT")
                 return result
@@ -322,12 +328,23 @@ class FileBackend(Backend):
     ) -> None:
         """Append a change with the state's next revision; trim the log now and then."""
         name, scope = key
-        if changes is None:  # LOG_SET: parameters ?1 to ?5 and ?8
-            params: tuple[Any, ...] = (name, scope, field, now, text, None, None, origin_text())
-        else:  # LOG_CHANGE: ?1, ?2, ?4, ?7 and ?8
-            params = (name, scope, None, now, None, None, changes, origin_text())
-        rev = conn.execute(statement, params).fetchone()[0]
-        size = self.history_size_of(key)
+        keep = self.history_size_of(key)
+        if changes is None:  # LOG_SET: parameters ?1 to ?5, ?8 and ?9
+            params: tuple[Any, ...] = (
+                name,
+                scope,
+                field,
+                now,
+                text,
+                None,
+                None,
+                origin_text(),
+                keep,
+            )
+        else:  # LOG_CHANGE: ?1, ?2, ?4, ?7, ?8 and ?9
+            params = (name, scope, None, now, None, None, changes, origin_text(), keep)
+        rev, kept = conn.execute(statement, params).fetchone()
+        size = kept or LOG_SIZE  # this writer's history=, else the one stored with the log
         if rev % min(size, sql.TRIM_EVERY) == 0:  # so a log holds N to 2N changes at most
             conn.execute(sql.TRIM_CHANGES, (name, scope, rev - size))
 
@@ -411,7 +428,7 @@ class FileBackend(Backend):
             self._log(conn, now, key, sql.LOG_SET, field, text)  # reads the old value
             self._put(conn, now, key, [(field, text)], ttl)
 
-        self._write(body, ttl_of=key if ttl is not None else None)
+        self._write(body, expired_of=key if ttl is not None else None)
 
     def update(self, key: StateKey, mapping: Document, ttl: float | None) -> Document:
         rows = [(field, encode(value)) for field, value in mapping.items()]
@@ -427,7 +444,7 @@ class FileBackend(Backend):
             result.update(mapping)
             return result
 
-        return self._write(body, ttl_of=key if ttl is not None else None)
+        return self._write(body, expired_of=key if ttl is not None else None)
 
     def delete(self, key: StateKey, fields: Sequence[str], ttl: float | None) -> int:
         if not self._ready and not self.path.exists():
@@ -456,7 +473,7 @@ class FileBackend(Backend):
             self._log_texts(conn, now, key, [text_entry(f, text, None) for f, text, _ in live])
             return bool(live)
 
-        return self._write(body)
+        return self._write(body, expired_of=key)
 
     def replace(self, key: StateKey, data: Document, ttl: float | None) -> None:
         if not data and not self._ready and not self.path.exists():
@@ -479,7 +496,7 @@ class FileBackend(Backend):
             )
             self._log_texts(conn, now, key, _text_diff({f: t for f, t, _ in before}, rows))
 
-        self._write(body, ttl_of=key if ttl is not None else None)
+        self._write(body, expired_of=key)  # DELETE_STATE takes the expired rows too
 
     def incr(
         self, key: StateKey, field: str, amount: int | float, ttl: float | None
@@ -493,7 +510,7 @@ class FileBackend(Backend):
             self._put(conn, now, key, [(field, text)], ttl)
             return result
 
-        return self._write(body, ttl_of=key if ttl is not None else None)
+        return self._write(body, expired_of=key if ttl is not None else None)
 
     # -- transactions ------------------------------------------------------
     # Split into begin / commit / abort so that the async twin can run each step
@@ -537,8 +554,7 @@ class FileBackend(Backend):
         try:
             document = check_document(data)
             now = time.time()
-            if ttl is not None:
-                conn.execute(sql.FORGET_EXPIRED_HISTORY, (*key, None, now))
+            conn.execute(sql.FORGET_EXPIRED_HISTORY, (*key, None, now))  # see _write
             new_expiry = now + ttl if ttl is not None else expires
             rows = [(field, encode(value)) for field, value in document.items()]
             if document and _keeps_order(stored, document):
@@ -613,8 +629,18 @@ class FileBackend(Backend):
         return self._read(read) or ({}, 0)
 
     def history(self, key: StateKey, since: int, limit: int | None) -> list[Change]:
-        rows = self._read(_last_changes, key, since, -1 if limit is None else limit) or []
+        params = (*key, since, time.time(), -1 if limit is None else limit)
+        rows = self._read(self._log_rows, sql.LAST_CHANGES_AFTER, params) or []
         return [_stored_change(self.path, key, *row) for row in reversed(rows)]
+
+    def _log_rows(
+        self, conn: sqlite3.Connection, statements: dict[int, str], params: tuple[Any, ...]
+    ) -> list[Any]:
+        """Rows of the change log, in the statement of the file's layout (an older
+        qstate may have written it, and no write migrated it yet)."""
+        if self._layout < 2:
+            return []  # layout 1: no change logged
+        return conn.execute(statements[min(self._layout, 3)], params).fetchall()
 
     def follower(self, key: StateKey, since: int | None) -> _Follower:
         """A reader of the state's change log from ``since`` (both flavours use it)."""
@@ -683,26 +709,6 @@ def _latest_change(conn: sqlite3.Connection, key: StateKey) -> tuple[int, float]
         raise
 
 
-def _changes_after(conn: sqlite3.Connection, key: StateKey, rev: int) -> list[Any]:
-    return _log_rows(conn, sql.CHANGES_AFTER, (*key, rev))
-
-
-def _last_changes(conn: sqlite3.Connection, key: StateKey, rev: int, limit: int) -> list[Any]:
-    return _log_rows(conn, sql.LAST_CHANGES_AFTER, (*key, rev, time.time(), limit))
-
-
-def _log_rows(conn: sqlite3.Connection, statement: str, params: tuple[Any, ...]) -> list[Any]:
-    """Rows of the change log, also from a file an older qstate wrote and no write migrated."""
-    try:
-        return conn.execute(statement, params).fetchall()
-    except sqlite3.OperationalError as exc:
-        if "no such table" in str(exc):
-            return []  # layout 1: no change logged
-        if "no such column: origin" in str(exc):  # layout 2: changes without origin
-            return conn.execute(statement.replace("origin", "NULL"), params).fetchall()
-        raise
-
-
 def _stored_change(
     path: Path, key: StateKey, rev: int, when: float, body: str, origin: str | None
 ) -> Change:
@@ -739,7 +745,12 @@ class _Follower:
 
     def poll(self) -> list[Change]:
         """The changes logged since the last poll (maybe none)."""
-        rows = self.backend._read(_changes_after, self.key, self.position) or []
+        rows = (
+            self.backend._read(
+                self.backend._log_rows, sql.CHANGES_AFTER, (*self.key, self.position)
+            )
+            or []
+        )
         if not rows:
             if time.monotonic() >= self.next_check:
                 self.next_check = time.monotonic() + _RESTART_CHECK

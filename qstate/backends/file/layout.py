@@ -30,12 +30,15 @@ in one ``BEGIN IMMEDIATE`` transaction; until then they read as before)::
         epoch   REAL NOT NULL,        -- Unix time this count began (a new life restarts it)
         time    REAL NOT NULL,        -- Unix time of the change
         changes TEXT NOT NULL,        -- JSON: [{"key": k, "old": v, "new": v}, ...]
-        origin  TEXT,                 -- JSON: {"host", "pid", "task"}; layout 3 added it
+        origin  TEXT,                 -- JSON: {"host", "pid", "task"} (layout 3)
+        keep    INTEGER,              -- the history size its writer asked for (layout 3)
         PRIMARY KEY (state, scope, rev)
     ) WITHOUT ROWID;
 
-Layout 3 adds the ``origin`` column (a layout 2 file is migrated by its first
-write with one ``ALTER TABLE``; its older changes keep a NULL origin).
+Layout 3 adds the ``origin`` and ``keep`` columns (a layout 2 file is migrated
+by its first write; its older changes keep NULLs). ``keep`` is copied forward
+from the state's previous change when a writer has no ``history=``, so a
+writer without the setting trims the log to the size another one asked for.
 
 A write appends its row in its own transaction, the revision computed by the
 INSERT itself (the last row's ``rev`` + 1), so two statements still make a
@@ -64,9 +67,9 @@ MIGRATES = (1, 2)
 COLUMNS = ("state", "scope", "key", "value", "expires_at")
 TABLE = "qstate_values"
 CHANGES_TABLE = "qstate_changes"
-CHANGES_COLUMNS = ("state", "scope", "rev", "epoch", "time", "changes", "origin")
-CHANGES_COLUMNS_2 = CHANGES_COLUMNS[:-1]
-"""Layout 2 logged changes without their origin."""
+CHANGES_COLUMNS = ("state", "scope", "rev", "epoch", "time", "changes", "origin", "keep")
+CHANGES_COLUMNS_2 = CHANGES_COLUMNS[:-2]
+"""Layout 2 logged changes without their origin and history size."""
 _MAGIC = b"SQLite format 3\x00"
 _OWN_OBJECTS = (  # every schema object but SQLite's own (sqlite_sequence, sqlite_stat1...)
     "SELECT type, name, tbl_name FROM sqlite_master WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
@@ -91,15 +94,19 @@ SCHEMA = (
         time    REAL NOT NULL,
         changes TEXT NOT NULL,
         origin  TEXT,
+        keep    INTEGER,
         PRIMARY KEY (state, scope, rev)
     ) WITHOUT ROWID""",
 )
-ADD_ORIGIN = "ALTER TABLE qstate_changes ADD COLUMN origin TEXT"
-"""Layout 2 becomes 3: existing changes keep no origin (NULL)."""
+FROM_LAYOUT_2 = (
+    "ALTER TABLE qstate_changes ADD COLUMN origin TEXT",
+    "ALTER TABLE qstate_changes ADD COLUMN keep INTEGER",
+)
+"""Layout 2 becomes 3: existing changes keep no origin and no history size (NULL)."""
 
 # Parameters, numbered alike in every statement: ?1 state, ?2 scope, ?3 key,
 # ?4 now (Unix time), ?5 value (JSON text), ?6 new expiry, ?7 changes (JSON text),
-# ?8 origin (JSON text).
+# ?8 origin (JSON text), ?9 the writer's history size (NULL: the state's own).
 # A statement takes as many parameters as its highest number; unused lower ones
 # are passed as None.
 LIVE = "(expires_at IS NULL OR expires_at > ?4)"
@@ -138,12 +145,13 @@ DELETE_ALL_EXPIRED = "DELETE FROM qstate_values WHERE expires_at <= ?"
 # The next revision and the epoch come from the state's last row (a seek on the
 # primary key); without one, a new life begins: rev 1, epoch now.
 _NEXT_REVISION = """
-    INSERT INTO qstate_changes (state, scope, rev, epoch, time, changes, origin)
-    SELECT ?1, ?2, coalesce(last.rev, 0) + 1, coalesce(last.epoch, ?4), ?4, {changes}, ?8
+    INSERT INTO qstate_changes (state, scope, rev, epoch, time, changes, origin, keep)
+    SELECT ?1, ?2, coalesce(last.rev, 0) + 1, coalesce(last.epoch, ?4), ?4, {changes}, ?8,
+           coalesce(?9, last.keep)
     FROM (SELECT 1) LEFT JOIN (
-        SELECT rev, epoch FROM qstate_changes WHERE state = ?1 AND scope = ?2
+        SELECT rev, epoch, keep FROM qstate_changes WHERE state = ?1 AND scope = ?2
         ORDER BY rev DESC LIMIT 1) AS last
-    RETURNING rev"""
+    RETURNING rev, keep"""
 
 LOG_CHANGE = _NEXT_REVISION.format(changes="?7")
 """Append a change whose JSON text the caller built."""
@@ -170,38 +178,50 @@ LATEST_CHANGE = (
     "SELECT rev, epoch FROM qstate_changes WHERE state = ?1 AND scope = ?2 "
     "ORDER BY rev DESC LIMIT 1"
 )
-CHANGES_AFTER = (
-    "SELECT rev, epoch, time, changes, origin FROM qstate_changes "
+_CHANGES_AFTER = (
+    "SELECT rev, epoch, time, changes, {origin} FROM qstate_changes "
     "WHERE state = ?1 AND scope = ?2 AND rev > ?3 ORDER BY rev LIMIT 1000"
 )
-_EXPIRED = """NOT EXISTS (
-        SELECT 1 FROM qstate_values WHERE state = ?1 AND scope = ?2 AND {live})
-    AND EXISTS (SELECT 1 FROM qstate_values WHERE state = ?1 AND scope = ?2)"""
-"""The state expired: it has rows, none of them live (a removal leaves none)."""
-LAST_CHANGES_AFTER = f"""
-    SELECT rev, time, changes, origin FROM qstate_changes
-    WHERE state = ?1 AND scope = ?2 AND rev > ?3 AND NOT ({_EXPIRED.format(live=LIVE)})
+_SINCE_EXPIRY = """time > coalesce((
+        SELECT max(expires_at) FROM qstate_values
+        WHERE state = ?1 AND scope = ?2 AND expires_at <= ?4), 0)"""
+"""A change made after the state last expired: an expired state's rows linger
+(expired) until a write or the purge deletes them, and their expiry is the
+line its history ends at."""
+_LAST_CHANGES_AFTER = f"""
+    SELECT rev, time, changes, {{origin}} FROM qstate_changes
+    WHERE state = ?1 AND scope = ?2 AND rev > ?3 AND {_SINCE_EXPIRY}
     ORDER BY rev DESC LIMIT ?5"""  # noqa: S608
-"""The last ?5 changes after ?3, newest first (``LIMIT -1``: all of them); none
-once the state expired, whose history goes with it."""
+CHANGES_AFTER = {
+    3: _CHANGES_AFTER.format(origin="origin"),
+    2: _CHANGES_AFTER.format(origin="NULL"),
+}
+"""Changes after ?3 in order, as watchers read them, by layout (2 logged no origin)."""
+LAST_CHANGES_AFTER = {
+    3: _LAST_CHANGES_AFTER.format(origin="origin"),
+    2: _LAST_CHANGES_AFTER.format(origin="NULL"),
+}
+"""The last ?5 changes after ?3, newest first (``LIMIT -1``: all of them), by
+layout; none from before the state last expired: its history went with it."""
 FORGET_EXPIRED_HISTORY = f"""
-    DELETE FROM qstate_changes
-    WHERE state = ?1 AND scope = ?2 AND {_EXPIRED.format(live=LIVE)}"""  # noqa: S608
-"""Before a write with a TTL: an expired state starts a new life, without its
-old history (the periodic purge does the same for states nobody writes)."""
+    DELETE FROM qstate_changes WHERE state = ?1 AND scope = ?2 AND NOT ({_SINCE_EXPIRY})"""  # noqa: S608
+"""Run before a write deletes a state's expired rows, which mark where its
+history ended (the periodic purge does the same for every state)."""
 PURGE_CHANGES = """
-    DELETE FROM qstate_changes WHERE NOT EXISTS (
-        SELECT 1 FROM qstate_values AS v
+    DELETE FROM qstate_changes WHERE time <= (
+        SELECT max(v.expires_at) FROM qstate_values AS v
         WHERE v.state = qstate_changes.state AND v.scope = qstate_changes.scope
-          AND (v.expires_at IS NULL OR v.expires_at > ?1)
-    ) AND (EXISTS (
-        SELECT 1 FROM qstate_values AS v
-        WHERE v.state = qstate_changes.state AND v.scope = qstate_changes.scope
-    ) OR (state, scope) IN (
+          AND v.expires_at <= ?1
+    ) OR ((state, scope) IN (
         SELECT c.state, c.scope FROM qstate_changes AS c
-        GROUP BY c.state, c.scope HAVING max(c.time) < ?2))"""
-"""?1 now, ?2 now - LINGER: forget the logs of states that expired (run before
-their rows are deleted) and of states removed LINGER seconds ago."""
+        GROUP BY c.state, c.scope HAVING max(c.time) < ?2
+    ) AND NOT EXISTS (
+        SELECT 1 FROM qstate_values AS v
+        WHERE v.state = qstate_changes.state AND v.scope = qstate_changes.scope
+          AND (v.expires_at IS NULL OR v.expires_at > ?1)))"""
+"""?1 now, ?2 now - LINGER: forget the changes from before a state expired (run
+before the expired rows are deleted) and the logs of states removed LINGER
+seconds ago."""
 
 LIST = (
     "SELECT state, scope, count(*), max(expires_at) FROM qstate_values "
@@ -373,7 +393,8 @@ def init_schema(conn: sqlite3.Connection, path: Path) -> None:
         for statement in SCHEMA:
             conn.execute(statement)
         if version == 2:
-            conn.execute(ADD_ORIGIN)
+            for statement in FROM_LAYOUT_2:
+                conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     finally:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl
 
-from ..._changes import LOG_SIZE, history_option
+from ..._changes import history_option
 from ..._errors import ConfigError
 from ._async import AsyncMemoryBackend
 from ._sync import MemoryBackend
@@ -16,13 +16,13 @@ from ._sync import MemoryBackend
 __all__ = ["AsyncMemoryBackend", "MemoryBackend", "open_async", "open_sync"]
 
 
-def _check(url: str) -> int:
+def _check(url: str) -> int | None:
     """The ``?history=`` of a memory URL, which takes no host, path or other option."""
     base, _, query = url.partition("?")
     if base.rstrip("/") not in ("memory:", "memory:/"):
         raise ConfigError(f"memory backend URL takes no host or path: {url!r}; use memory://")
     options = dict(parse_qsl(query, keep_blank_values=True))
-    history = history_option(options.pop("history"), url) if "history" in options else LOG_SIZE
+    history = history_option(options, url)
     if options:
         raise ConfigError(f"unknown memory URL option(s) {', '.join(options)} in {url!r}")
     return history

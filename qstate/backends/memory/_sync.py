@@ -121,7 +121,7 @@ class MemoryBackend(Backend):
 
     keeps_revisions = True
 
-    def __init__(self, url: str = "memory://", history: int = LOG_SIZE) -> None:
+    def __init__(self, url: str = "memory://", history: int | None = None) -> None:
         self.url = url
         self.history_size = history
         self._docs: dict[StateKey, _Doc] = {}
@@ -180,7 +180,7 @@ class MemoryBackend(Backend):
         """Give a change the state's next revision and wake its watchers (mutex held)."""
         log = self._logs.get(key)
         if log is None:
-            log = self._logs[key] = _Log(self.history_size_of(key))
+            log = self._logs[key] = _Log(self.history_size_of(key) or LOG_SIZE)
         log.rev += 1
         log.touched = now = time.time()
         log.entries.append((log.rev, now, raw, current_task()))
@@ -387,6 +387,12 @@ class MemoryBackend(Backend):
         log = self._logs.get(key)
         return 0 if log is None else log.rev
 
+    def keep_history(self, name: str, size: int) -> None:
+        super().keep_history(name, size)
+        for key, log in list(self._logs.items()):  # a class met after its first write
+            if key.name == name and log.entries.maxlen != size:
+                log.entries = deque(log.entries, maxlen=size)
+
     def snapshot(self, key: StateKey) -> tuple[Document, int]:
         while True:
             doc = self._docs.get(key)
@@ -416,7 +422,7 @@ class MemoryBackend(Backend):
     def watch(self, key: StateKey, since: int | None, timeout: float | None) -> Iterator[Change]:
         log = self._logs.get(key)
         if log is None:  # a log to wait on; the first write will use it
-            log = self._logs.setdefault(key, _Log(self.history_size_of(key)))
+            log = self._logs.setdefault(key, _Log(self.history_size_of(key) or LOG_SIZE))
         position = log.rev if since is None else since
         if position > log.rev:
             raise UsageError(f"revision {position} of {key} is ahead of its latest, {log.rev}")

@@ -181,7 +181,7 @@ class AsyncRedisBackend(AsyncBackend):
     ) -> Any:
         """Run a write script, waiting while a transaction holds the state's lock."""
         keys = self._keys(key)
-        args += (self.history_size_of(key), origin_text())  # see layout._LOG
+        args += (self.history_size_of(key) or "", origin_text())  # see layout._LOG
         if self._orphans:
             await self._release_orphans()
         deadline = 0.0
@@ -372,7 +372,7 @@ class AsyncRedisBackend(AsyncBackend):
             old = before.get(field)
             if old is None or old.decode() != text:
                 args += (field, text)
-        args += (self.history_size_of(key), origin_text())
+        args += (self.history_size_of(key) or "", origin_text())
         with mapped_errors(self.url, key):
             result = await self._eval(self._commit_script, self._keys(key), args)
         return bool(result == 1)
@@ -526,8 +526,7 @@ class AsyncRedisBackend(AsyncBackend):
                 if entry_rev != position + 1:
                     raise ChangesLostError(
                         f"changes {position + 1}..{entry_rev - 1} of {key} are no longer kept "
-                        f"in {self.url} (the log holds about the last "
-                        f"{self.history_size_of(key)}); "
+                        f"in {self.url} (its log keeps only the latest changes: see history=); "
                         "read the state anew"
                     )
                 yield self._change(key, entry_rev, fields)

@@ -18,7 +18,9 @@ contains ``:`` and a scope never contains a brace, so the key is unambiguous.
 Expiry is the key's own TTL (PEXPIRE), set in the same script as the write.
 
 Every write script that changes a state appends to its log in the same script
-(``XADD ... MAXLEN ~ N``), so the revision is atomic with the write. The
+(``XADD ... MAXLEN ~ N``, exact below 100), so the revision is atomic with the
+write. N is the writer's ``history=``; the counter stores it (field ``keep``)
+for writers that have none, so they keep the same number. The
 revision comes from ``HINCRBY`` on the counter (reading the stream's last entry
 instead cost the script more than the XADD itself). The entry ID carries the
 revision: ``<epoch>-<rev>``, where the epoch is the Unix
@@ -38,7 +40,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, quote, urlencode
 
-from ..._changes import LINGER, LOG_SIZE, history_option
+from ..._changes import LINGER, LOG_SIZE, MAX_HISTORY
 from ..._errors import ConfigError
 from ..._keys import StateKey
 from ..._urls import redact, split_credentials
@@ -88,8 +90,9 @@ class RedisOptions:
     """How long a write waits for a transaction's lock (longer than the lease)."""
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     """Connections the registry opens at most; more concurrent calls wait for one."""
-    history: int = LOG_SIZE
-    """How many changes of each state its log keeps (about: XADD trims with ``~``)."""
+    history: int | None = None
+    """How many changes of each state its log keeps (``None``: the number stored
+    with the log, else LOG_SIZE)."""
     password: str | None = field(default=None, repr=False)
     """Kept to scrub it from any text redis-py produces (it should not, but)."""
     passthrough: tuple[str, ...] = ()
@@ -128,7 +131,7 @@ def parse_url(url: str) -> RedisOptions:
         elif name == "max_connections":
             found[name] = _count(name, value, 1, 100_000)
         elif name == "history":
-            found[name] = history_option(value, shown)
+            found[name] = _count(name, value, 1, MAX_HISTORY)
         elif name == "db":
             db = value
         elif name in ("password", "username"):
@@ -282,7 +285,8 @@ def scan_pattern(prefix: str, name_prefix: str) -> str:
 # HSET/HDEL calls because Lua's unpack() has a stack limit.
 
 _LOG = """
--- Every write script's last two arguments: how many changes the log keeps, who writes.
+-- Every write script's last two arguments: how many changes the log keeps ('': the
+-- number stored in the counter by a writer that knew, else LOG_SIZE), who writes.
 local QORIGIN = table.remove(ARGV)
 local QKEEP = table.remove(ARGV)
 local function qentry(field, old, new)
@@ -299,15 +303,21 @@ local function qlog(entries, expiry_may_change)
     local now = redis.call('TIME')
     local ms = now[1] .. string.format('%03d', math.floor(now[2] / 1000))
     local rev = redis.call('HINCRBY', counter, 'rev', 1)
-    local epoch = ms
+    local epoch, keep = ms, QKEEP
     if rev == 1 then
-      redis.call('HSET', counter, 'epoch', ms)
+      if QKEEP ~= '' then redis.call('HSET', counter, 'epoch', ms, 'keep', QKEEP)
+      else redis.call('HSET', counter, 'epoch', ms) end
       expiry_may_change = true  -- a new counter and log: they need the state's expiry
     else
-      epoch = redis.call('HGET', counter, 'epoch') or ms
+      local stored = redis.call('HMGET', counter, 'epoch', 'keep')
+      epoch = stored[1] or ms
+      if QKEEP == '' then keep = stored[2] or ''  -- a writer without history=: the log's own
+      elseif stored[2] ~= QKEEP then redis.call('HSET', counter, 'keep', QKEEP) end
     end
+    if keep == '' then keep = 'LOG_SIZE' end
     local id = epoch .. '-' .. string.format('%.0f', rev)
-    redis.call('XADD', log, 'MAXLEN', '~', QKEEP, id, 't', ms,
+    -- Exact below 100: XADD's '~' trims whole stream nodes, ~40 entries each.
+    redis.call('XADD', log, 'MAXLEN', tonumber(keep) < 100 and '=' or '~', keep, id, 't', ms,
                'c', '[' .. table.concat(entries, ',') .. ']', 'o', QORIGIN)
   end
   -- also without entries: a TTL refresh that changed no value moves the expiry
@@ -326,7 +336,7 @@ local function qlog(entries, expiry_may_change)
     end
   end
 end
-""".replace("LINGER_MS", str(int(LINGER * 1000)))
+""".replace("LINGER_MS", str(int(LINGER * 1000))).replace("LOG_SIZE", str(LOG_SIZE))
 """Lua helpers every write script starts with: ``qentry`` makes one changed
 key's JSON from stored JSON texts (``false``: absent), and ``qlog``, called
 after the write, appends the change with the next revision and, when the
