@@ -23,6 +23,7 @@ from typing import Any
 _task: ContextVar[str | None] = ContextVar("qstate_task", default=None)
 _texts: dict[str | None, str] = {}
 
+
 def _hostname() -> str:
     """This machine's name, as ``socket.gethostname()`` says it (without importing
     socket, which every ``qstate`` command would pay for at start-up)."""
