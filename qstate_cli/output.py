@@ -73,14 +73,21 @@ class Output:
         sys.stdout.flush()
 
     def stream(self, chunks: Iterable[str]) -> None:
-        """Write a result to stdout piece by piece, so a big one is never held whole."""
+        """Write a result to stdout piece by piece, so a big one is never held whole.
+
+        If the reader goes away (``| head``), the rest is not wanted: the pieces
+        are no longer asked for and the command ends as it would have.
+        """
         last = ""
-        for chunk in chunks:
-            sys.stdout.write(chunk)
-            last = chunk or last
-        if last and not last.endswith("\n"):
-            sys.stdout.write("\n")
-        sys.stdout.flush()
+        try:
+            for chunk in chunks:
+                sys.stdout.write(chunk)
+                last = chunk or last
+            if last and not last.endswith("\n"):
+                sys.stdout.write("\n")
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _discard_stdout()
 
     @contextmanager
     def whole_or_nothing(self) -> Iterator[None]:
@@ -183,3 +190,17 @@ def _cut_back(stream: IO[str], start: int) -> None:
     with suppress(OSError, ValueError):
         stream.seek(start)
         stream.truncate()
+
+
+def _discard_stdout() -> None:
+    """Send what is still to be written to stdout, and the flush at exit, to /dev/null.
+
+    A write into a pipe whose reader has gone fails, and so would the flush of
+    what is left in the buffer when Python exits (Python's ``signal`` docs give
+    this remedy).
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
