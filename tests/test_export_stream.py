@@ -46,7 +46,7 @@ def test_streamed_export_text_is_the_whole_document_text(
     batch: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(render, "BATCH", batch)
-    states = [
+    states: list[dict[str, Any]] = [
         {"state": "S", "scope": "é ü", "ttl": 12.5, "data": {"a": 1, NASTY: NASTY}},
         {"state": "T", "scope": "", "ttl": None, "data": {"l": [1, {"c": [], "d": {}}]}},
         {"state": "U", "scope": "u1", "ttl": 3.0, "data": {"deep": {"d": {"e": [2.5, None]}}}},
