@@ -55,17 +55,20 @@ def check_own_document(data: Document, what: str) -> Document:
     return data
 
 
-def apply_modifier(fn: Modifier, current: Document, key: StateKey) -> Document:
-    """Run a ``modify`` callback on a copy and validate what it returns.
+def modified(fn: Modifier, current: Document) -> Any:
+    """What a ``modify`` callback makes of ``current`` (not yet validated).
 
     ``fn`` may return a new dict or ``None`` after changing its argument in place;
     both are common styles, and treating ``None`` as "clear everything" would
     silently destroy data.
     """
     result = fn(current)
-    if result is None:
-        result = current
-    return check_document(result, f"modify({key})")
+    return current if result is None else result
+
+
+def apply_modifier(fn: Modifier, current: Document, key: StateKey) -> Document:
+    """Run a ``modify`` callback on a copy and validate what it returns (see :func:`modified`)."""
+    return check_document(modified(fn, current), f"modify({key})")
 
 
 def add(current: JSONValue, amount: int | float, field: str) -> int | float:

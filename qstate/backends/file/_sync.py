@@ -46,8 +46,8 @@ from ..._model import (
     StateInfo,
     _Missing,
     add,
-    apply_modifier,
     check_document,
+    modified,
 )
 from ..._origin import decode_origin, origin_text
 from ..._sync.backend import Backend
@@ -525,7 +525,9 @@ class FileBackend(Backend):
             self._writer.release()
             raise
 
-    def commit(self, begun: Begun, key: StateKey, data: Document, ttl: float | None) -> Document:
+    def commit(
+        self, begun: Begun, key: StateKey, data: Document, ttl: float | None, what: str = "state"
+    ) -> Document:
         """Validate ``data`` and make it the whole document, then end.
 
         Only the keys whose JSON text changed are written and only the removed
@@ -535,7 +537,7 @@ class FileBackend(Backend):
         """
         conn, _, expires, stored = begun
         try:
-            document = check_document(data)
+            document = check_document(data, what)
             now = time.time()
             if ttl is not None:
                 conn.execute(sql.FORGET_EXPIRED_HISTORY, (*key, None, now))
@@ -588,11 +590,11 @@ class FileBackend(Backend):
     def modify(self, key: StateKey, fn: Modifier, ttl: float | None) -> Document:
         begun = self.begin(key)
         try:
-            new = apply_modifier(fn, begun.data, key)
+            new = modified(fn, begun.data)
         except BaseException:
             self.abort(begun.conn)
             raise
-        return self.commit(begun, key, new, ttl)
+        return self.commit(begun, key, new, ttl, f"modify({key})")  # validated there, once
 
     # -- revisions ---------------------------------------------------------
 
