@@ -55,6 +55,24 @@ def check_own_document(data: Document, what: str) -> Document:
     return data
 
 
+_CONTAINERS = (dict, list)
+
+
+def maybe_changed(document: Document, before: Document) -> list[str]:
+    """The keys of ``document`` whose value may differ from their value in ``before``.
+
+    ``before`` is a shallow copy of a document as read. A value that is still
+    the very object read, and not a container, is that value unchanged: its
+    JSON text is the one read, so a writer need not encode it again. Identity,
+    not equality, so ``1``, ``1.0`` and ``True`` are never taken for one
+    another. A container is always listed, since it may have been changed in
+    place (a list appended to, a nested dict updated).
+    """
+    return [
+        k for k, v in document.items() if type(v) in _CONTAINERS or before.get(k, MISSING) is not v
+    ]
+
+
 def modified(fn: Modifier, current: Document) -> Any:
     """What a ``modify`` callback makes of ``current`` (not yet validated).
 

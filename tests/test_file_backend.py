@@ -21,6 +21,7 @@ from qstate import (
     State,
     StateRegistry,
 )
+from qstate._model import maybe_changed
 from qstate.backends.file import parse_url
 
 
@@ -279,6 +280,77 @@ def test_a_one_key_modify_writes_one_row(tmp_path: Path) -> None:
         data = big.get_all()
         assert (data["k5"], data["new"], data["k9"], "k7" in data) == (-5, 1, "nine", False)
         assert list(data)[-1] == "new", "a new key reads back last, as in a dict"
+
+
+def test_a_value_changed_in_place_is_written(tmp_path: Path) -> None:
+    """Unchanged values are not encoded again, but a container changed in place
+    (the very object read) still is, at any depth, in a transaction or a modify."""
+    with StateRegistry(f"file:{tmp_path}/s.db") as registry:
+        state = MyState(registry)
+        state.update(
+            tags=["a"], deep={"a": {"b": [1]}}, s="x", n=1, f=1.0, t=True, none=None, other=0
+        )
+
+        def append_in_place() -> None:
+            with state.transaction() as data:
+                data["tags"].append("b")
+                data["deep"]["a"]["b"].append(2)
+                data["s"] = data["s"]  # the same object: unchanged
+
+        assert _rows_changed(registry, append_in_place) == 2
+        assert _rows_changed(registry, lambda: state.modify(_set_nested)) == 1
+        assert _rows_changed(registry, lambda: state.modify(lambda d: {**d, "n": 1.0})) == 1
+        assert _rows_changed(registry, lambda: state.modify(lambda d: {**d, "n": True})) == 1
+        assert _rows_changed(registry, lambda: state.modify(lambda d: {**d, "t": 1})) == 1
+        assert _rows_changed(registry, lambda: state.modify(lambda d: {**d, "f": 1})) == 1
+        assert _rows_changed(registry, lambda: state.modify(lambda d: {**d, "none": 0})) == 1
+        equal_copies = "".join(["x"]), int("0"), float("1")  # equal values, other objects
+        assert (
+            _rows_changed(registry, lambda: state.modify(lambda d: {**d, "s": equal_copies[0]}))
+            == 0
+        )
+        assert (
+            _rows_changed(
+                registry, lambda: state.modify(lambda d: {**d, "other": equal_copies[1]})
+            )
+            == 0
+        )
+        data = state.get_all()
+        assert data == {
+            "tags": ["a", "b"],
+            "deep": {"a": {"b": [1, 2], "c": "new"}},
+            "s": "x",
+            "n": True,
+            "f": 1,
+            "t": 1,
+            "none": 0,
+            "other": 0,
+        }
+        assert [type(data[k]) for k in ("n", "f", "t")] == [bool, int, int]
+        [*_, nested, n_float, n_true, t_int, f_int, none_zero] = state.history()
+        assert [entry["key"] for entry in nested.changes] == ["deep"]
+        assert [change.changes[0]["new"] for change in (n_float, n_true, t_int, f_int)] == [
+            1.0,
+            True,
+            1,
+            1,
+        ]
+        assert none_zero.changes == [{"key": "none", "old": None, "new": 0}]
+
+
+def test_what_a_commit_compares() -> None:
+    """A container is compared even when it is the very object read (it may have
+    been changed in place); a scalar only when it is another object."""
+    before: dict[str, Any] = {"lst": [1], "d": {"a": [1]}, "s": "x", "n": 1, "t": True}
+    document = dict(before)
+    document["lst"].append(2)
+    document["n"], document["t"] = True, 1
+    assert maybe_changed(document, before) == ["lst", "d", "n", "t"]
+    assert maybe_changed({**before, "new": None}, before) == ["lst", "d", "new"]
+
+
+def _set_nested(data: dict[str, Any]) -> None:
+    data["deep"]["a"]["c"] = "new"  # in place, returning None
 
 
 def test_a_modify_that_reorders_keys_reads_back_in_its_order(tmp_path: Path) -> None:
