@@ -229,6 +229,26 @@ def test_expired_rows_are_invisible_then_deleted(tmp_path: Path) -> None:
     ]
 
 
+def test_a_commit_never_brings_expired_rows_back(tmp_path: Path) -> None:
+    """A state that expired and was written again keeps its expired rows until a
+    purge: a transaction must neither show them again (a TTL refreshes every
+    row) nor put a key written anew in an expired row's place."""
+    with StateRegistry(f"file:{tmp_path}/s.db") as registry:
+        for scope in ("plain", "new-key", "ttl"):
+            MyState(registry, scope=scope, ttl=0.2).update(a=1, b=2)
+        time.sleep(0.3)
+        for scope in ("plain", "new-key", "ttl"):
+            MyState(registry, scope=scope).set("c", 3)  # a and b are still there, unseen
+        plain = MyState(registry, scope="plain")
+        plain.modify(lambda d: {**d, "c": 4})
+        assert list(plain.get_all().items()) == [("c", 4)]
+        new_key = MyState(registry, scope="new-key")
+        new_key.modify(lambda d: {**d, "a": 10})
+        assert list(new_key.get_all().items()) == [("c", 3), ("a", 10)], "a new key reads last"
+        MyState(registry, scope="ttl", ttl=60).modify(lambda d: {**d, "c": 5})
+        assert MyState(registry, scope="ttl").get_all() == {"c": 5}
+
+
 def test_write_without_ttl_keeps_the_state_expiry(tmp_path: Path) -> None:
     with StateRegistry(f"file:{tmp_path}/s.db") as registry:
         MyState(registry, ttl=60).set("a", 1)

@@ -558,7 +558,10 @@ class FileBackend(Backend):
                 conn.execute(sql.FORGET_EXPIRED_HISTORY, (*key, None, now))
             new_expiry = now + ttl if ttl is not None else expires
             if document and _keeps_order(stored, document, removed):
-                conn.execute(sql.DELETE_EXPIRED_OF_STATE, (*key, None, now))
+                if ttl is not None or any(field not in stored for field in changed):
+                    # Expired rows (invisible) would live again with the new expiry,
+                    # or give a key written anew their old rowid, so their place.
+                    conn.execute(sql.DELETE_EXPIRED_OF_STATE, (*key, None, now))
                 conn.executemany(sql.DELETE_KEY, [(*key, f, now) for f in removed])
                 conn.executemany(
                     sql.UPSERT_WITH_EXPIRY,
