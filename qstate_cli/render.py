@@ -296,26 +296,45 @@ def export_json_chunks(head: dict[str, Any], states: Iterable[dict[str, Any]]) -
 def _nested_object_chunks(fields: dict[str, Any], pad: str) -> Iterator[str]:
     """``fields`` as ``json_text`` writes an object whose braces are indented by ``pad``.
 
-    Its dict values are streamed (:func:`state_json_chunks`); runs of other
-    values are encoded together, one encoder call per run.
+    A dict value of more than one batch is streamed (:func:`state_json_chunks`);
+    the fields around it are written a run at a time (:func:`_fields_text`), so
+    an object without a big dict, such as most states of an export, is one piece.
     """
     if not fields:
         yield "{}"
         return
     lead, run = "{\n  " + pad, []
     for field, value in fields.items():
-        if type(value) is not dict:
+        if type(value) is not dict or len(value) <= BATCH:
             run.append((field, value))
             continue
         if run:
-            yield _escaped_json(lead + _indented_items(run, pad))
+            yield _escaped_json(lead + _fields_text(run, pad))
             lead, run = ",\n  " + pad, []
         yield _escaped_json(f"{lead}{_json_string(field)}: ")
         yield from state_json_chunks(value.items(), pad + "  ")
         lead = ",\n  " + pad
+    end = "\n" + pad + "}"
+    yield _escaped_json(lead + _fields_text(run, pad) + end) if run else end
+
+
+def _fields_text(items: list[tuple[str, Any]], pad: str) -> str:
+    """``"key": value`` lines of an object at ``pad`` (see :func:`_indented_items`), its
+    dict values of scalars encoded in C as well (an indented dump is pure Python)."""
+    parts, run = [], []
+    for field, value in items:
+        if type(value) is not dict or not value:
+            run.append((field, value))
+            continue
+        if run:
+            parts.append(_indented_items(run, pad))
+            run = []
+        inner = pad + "  "
+        body = _indented_items(list(value.items()), inner)
+        parts.append(f"{_json_string(field)}: {{\n  {inner}{body}\n{inner}}}")
     if run:
-        yield _escaped_json(lead + _indented_items(run, pad))
-    yield "\n" + pad + "}"
+        parts.append(_indented_items(run, pad))
+    return (",\n  " + pad).join(parts)
 
 
 # -- change history ---------------------------------------------------------------

@@ -50,6 +50,7 @@ def test_streamed_export_text_is_the_whole_document_text(
         {"state": "S", "scope": "é ü", "ttl": 12.5, "data": {"a": 1, NASTY: NASTY}},
         {"state": "T", "scope": "", "ttl": None, "data": {"l": [1, {"c": [], "d": {}}]}},
         {"state": "U", "scope": "u1", "ttl": 3.0, "data": {"deep": {"d": {"e": [2.5, None]}}}},
+        {"data": {"a": 1, "b": {}, "c": {"x": 1}}, "after": [1], "empty": {}, "small": {"y": 2}},
     ]
     for size in range(len(states) + 1):
         head = {"qstate_export": 1}
