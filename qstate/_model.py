@@ -58,19 +58,29 @@ def check_own_document(data: Document, what: str) -> Document:
 _CONTAINERS = (dict, list)
 
 
-def maybe_changed(document: Document, before: Document) -> list[str]:
-    """The keys of ``document`` whose value may differ from their value in ``before``.
+def check_changes(data: Any, before: Document, what: str = "state") -> tuple[Document, list[str]]:
+    """:func:`check_document` of ``data`` for what may have changed since ``before`` (a
+    shallow copy of the document as read), and the keys of those values.
 
-    ``before`` is a shallow copy of a document as read. A value that is still
-    the very object read, and not a container, is that value unchanged: its
-    JSON text is the one read, so a writer need not encode it again. Identity,
-    not equality, so ``1``, ``1.0`` and ``True`` are never taken for one
-    another. A container is always listed, since it may have been changed in
-    place (a list appended to, a nested dict updated).
+    A value that is still the very object read under its key, and not a
+    container, is that value unchanged: key and value were read from the
+    store, and its JSON text is the one read, so it is neither checked nor
+    encoded again. Identity, not equality, so ``1``, ``1.0`` and ``True`` are
+    never taken for one another. A container is always checked (and so copied)
+    and listed, since it may have been changed in place (a list appended to, a
+    nested dict updated).
     """
-    return [
-        k for k, v in document.items() if type(v) in _CONTAINERS or before.get(k, MISSING) is not v
+    if not isinstance(data, dict):
+        raise InvalidValueError(f"{what} must be a dict, not {type(data).__name__}")
+    document = dict(data)
+    read = before.get
+    changed = [
+        k for k, v in document.items() if type(v) in _CONTAINERS or read(k, MISSING) is not v
     ]
+    for k in changed:
+        check_key(k)
+        document[k] = check_value(document[k], what, k)  # replaces a value, never adds a key
+    return document, changed
 
 
 def modified(fn: Modifier, current: Document) -> Any:

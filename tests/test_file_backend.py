@@ -18,10 +18,12 @@ from qstate import (
     BackendUnavailableError,
     ConfigError,
     CorruptDataError,
+    InvalidNameError,
+    InvalidValueError,
     State,
     StateRegistry,
 )
-from qstate._model import maybe_changed
+from qstate._model import check_changes
 from qstate.backends.file import parse_url
 
 
@@ -358,15 +360,43 @@ def test_a_value_changed_in_place_is_written(tmp_path: Path) -> None:
         assert none_zero.changes == [{"key": "none", "old": None, "new": 0}]
 
 
-def test_what_a_commit_compares() -> None:
-    """A container is compared even when it is the very object read (it may have
-    been changed in place); a scalar only when it is another object."""
+def test_what_a_commit_checks_and_compares() -> None:
+    """A container is checked and compared even when it is the very object read (it
+    may have been changed in place); a scalar only when it is another object."""
     before: dict[str, Any] = {"lst": [1], "d": {"a": [1]}, "s": "x", "n": 1, "t": True}
     document = dict(before)
     document["lst"].append(2)
     document["n"], document["t"] = True, 1
-    assert maybe_changed(document, before) == ["lst", "d", "n", "t"]
-    assert maybe_changed({**before, "new": None}, before) == ["lst", "d", "new"]
+    checked, changed = check_changes(document, before)
+    assert changed == ["lst", "d", "n", "t"]
+    assert checked == document
+    assert checked["lst"] is not document["lst"], "a private copy, as check_document makes"
+    assert check_changes({**before, "new": None}, before)[1] == ["lst", "d", "new"]
+    with pytest.raises(InvalidValueError, match=r"modify\(x\)\['bad'\]"):
+        check_changes({**before, "bad": (1,)}, before, "modify(x)")
+    with pytest.raises(InvalidNameError):
+        check_changes({**before, "": 1}, before)
+
+
+def test_a_key_qstate_would_refuse_blocks_only_a_change_of_it(tmp_path: Path) -> None:
+    """Another program wrote a key qstate refuses (empty): a modify that leaves it
+    alone neither checks nor rewrites it; one that changes it is refused.
+    (``State.transaction`` checks the whole dict itself, before the backend.)"""
+    db = tmp_path / "s.db"
+    with StateRegistry(f"file:{db}") as registry:
+        state = MyState(registry)
+        state.set("a", 1)
+        with sqlite3.connect(db) as conn:
+            conn.execute(
+                "INSERT INTO qstate_values (state, scope, key, value) "
+                "VALUES ('MyState', '', '', '1')"
+            )
+        conn.close()
+        state.modify(lambda d: {**d, "a": 2})
+        assert state.get_all() == {"a": 2, "": 1}
+        with pytest.raises(InvalidNameError):
+            state.modify(lambda d: {**d, "": 2})
+        assert state.get_all() == {"a": 2, "": 1}
 
 
 def _set_nested(data: dict[str, Any]) -> None:

@@ -47,8 +47,7 @@ from ..._model import (
     StateInfo,
     _Missing,
     add,
-    check_document,
-    maybe_changed,
+    check_changes,
     modified,
 )
 from ..._origin import decode_origin, origin_text
@@ -543,16 +542,17 @@ class FileBackend(Backend):
         Only the keys whose JSON text changed are written and only the removed
         ones deleted, so changing one key of a big state costs one row, not a
         rewrite of every row; and only the values that may have changed (see
-        ``maybe_changed``: not those still the very immutable object ``begin``
-        read) are encoded to be compared, so it costs one encode, not one per
-        key. A document whose keys changed order is rewritten whole: ``rowid``
+        ``check_changes``: not those still the very immutable object ``begin``
+        read) are checked and encoded to be compared, so it costs one encode,
+        not one per key. A document whose keys changed order is rewritten whole: ``rowid``
         order is the order the keys read back in.
         """
         conn, _, expires, stored, original = begun
         try:
-            document = check_document(data, what)
-            changed = _changed_texts(stored, document, maybe_changed(document, original))
-            removed = [field for field in stored if field not in document]
+            document, maybe_changed = check_changes(data, original, what)
+            changed = _changed_texts(stored, document, maybe_changed)
+            kept_all = stored.keys() <= document.keys()  # the common case, checked in C
+            removed = [] if kept_all else [f for f in stored if f not in document]
             now = time.time()
             if ttl is not None:
                 conn.execute(sql.FORGET_EXPIRED_HISTORY, (*key, None, now))
