@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 PAGED_ROWS = 1000
 """Most rows of a table shown through a pager; the rest are counted, not rendered."""
+WRITE_SIZE = 1 << 16
+"""Characters gathered into one write of streamed output."""
 
 
 @dataclass
@@ -75,16 +77,25 @@ class Output:
     def stream(self, chunks: Iterable[str]) -> None:
         """Write a result to stdout piece by piece, so a big one is never held whole.
 
-        If the reader goes away (``| head``), the rest is not wanted: the pieces
-        are no longer asked for and the command ends as it would have.
+        Pieces are gathered into writes of about ``WRITE_SIZE`` characters: an
+        export yields a few small pieces per state, and under ``PYTHONUNBUFFERED``
+        each write to stdout is a system call. If the reader goes away
+        (``| head``), the rest is not wanted: the pieces are no longer asked
+        for and the command ends as it would have.
         """
-        last = ""
+        pending: list[str] = []
+        size, last = 0, ""
         try:
             for chunk in chunks:
-                sys.stdout.write(chunk)
-                last = chunk or last
+                if chunk:
+                    pending.append(chunk)
+                    size, last = size + len(chunk), chunk
+                if size >= WRITE_SIZE:
+                    sys.stdout.write("".join(pending))
+                    pending, size = [], 0
             if last and not last.endswith("\n"):
-                sys.stdout.write("\n")
+                pending.append("\n")
+            sys.stdout.write("".join(pending))
             sys.stdout.flush()
         except BrokenPipeError:
             _discard_stdout()
