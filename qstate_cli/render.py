@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator
 from enum import StrEnum
@@ -200,12 +201,37 @@ def _indented_items(items: list[tuple[str, Any]], pad: str = "") -> str:
     batch with containers is indented item by item.
     """
     if all(type(value) in _SCALARS for _, value in items):
+        if len(items) <= FEW:
+            return (",\n  " + pad).join(
+                f"{_json_string(key)}: {_scalar_json(value)}" for key, value in items
+            )
         return _scalars_encoder(pad)(dict(items))[1:-1]
     return (",\n  " + pad).join(
         f"{_json_string(key)}: "
         + json.dumps(value, ensure_ascii=False, indent=2).replace("\n", "\n  " + pad)
         for key, value in items
     )
+
+
+FEW = 8
+"""Up to this many scalars are encoded one by one: one encoder call costs more."""
+
+_CONSTANTS = {None: "null", True: "true", False: "false"}
+
+
+def _scalar_json(value: Any) -> str:
+    """``json.dumps(value, ensure_ascii=False)`` of a scalar, without the encoder that
+    ``json.dumps`` builds on each call (an export writes a few scalars per state)."""
+    kind = type(value)
+    if kind is str:
+        return _json_string(value)
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float and math.isfinite(value):
+        return float.__repr__(value)
+    if kind is float:
+        return json.dumps(value)
+    return _CONSTANTS[value]
 
 
 @functools.cache

@@ -58,6 +58,15 @@ def test_streamed_export_text_is_the_whole_document_text(
         assert "".join(export_json_chunks(head, states[:size])) == whole
 
 
+@pytest.mark.parametrize(
+    "value",
+    [None, True, False, 0, -1, 2**63 - 1, 1.5, -0.0, 1e300, 5e-324, float("nan"),
+     float("inf"), float("-inf"), "", NASTY, "\x00\u2028 \U0001f600"],
+)  # fmt: skip
+def test_a_scalar_is_written_as_json_dumps_writes_it(value: object) -> None:
+    assert render._scalar_json(value) == json.dumps(value, ensure_ascii=False)
+
+
 @pytest.mark.parametrize("batch", [2, 1000])
 def test_cli_export_is_byte_for_byte_the_library_document(
     url: str, batch: int, monkeypatch: pytest.MonkeyPatch
@@ -150,7 +159,7 @@ def half_readable(tmp_path: Path) -> str:
     path = tmp_path / "state.db"
     with StateRegistry(f"file:{path}") as registry:
         for name in ("Alpha", "Beta"):
-            registry.state(name).update({f"k{i}": "x" * 1000 for i in range(40)})
+            registry.state(name).update({f"k{i}": "x" * 1000 for i in range(60)})
     with sqlite3.connect(path) as conn:
         conn.execute(
             "INSERT INTO qstate_values (state, scope, key, value) VALUES ('Zulu', '', 'k', '{no')"
