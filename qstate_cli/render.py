@@ -192,13 +192,36 @@ _SCALARS = (str, int, float, bool, type(None))
 _json_string = json.encoder.encode_basestring  # json.dumps(text, ensure_ascii=False), in C
 
 
+FEW = 8
+"""Up to this many scalars are encoded one by one: one encoder call costs more."""
+
+_CONSTANTS = {None: "null", True: "true", False: "false"}
+
+
+def _scalar_json(value: Any) -> str:
+    """``json.dumps(value, ensure_ascii=False)`` of a scalar, without an encoder:
+    ``json.dumps`` builds a JSONEncoder and that a C encoder on every call, which
+    costs more than the few scalars of a typical exported state."""
+    kind = type(value)
+    if kind is str:
+        return _json_string(value)
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float and math.isfinite(value):
+        return float.__repr__(value)
+    if kind is float:
+        return json.dumps(value)
+    return _CONSTANTS[value]
+
+
 def _indented_items(items: list[tuple[str, Any]], pad: str = "") -> str:
     """``"key": value`` lines of an object, exactly as ``json_text`` writes them.
 
     ``pad`` is the indentation of the object's own braces (``""`` at the top),
     for an object nested in a bigger document. A batch of scalars is encoded by
-    one C-accelerated ``json.dumps`` call (an indented dump is pure Python); a
-    batch with containers is indented item by item.
+    one call of a C encoder (an indented dump is pure Python), or scalar by
+    scalar when there are ``FEW``; a batch with containers is indented item by
+    item.
     """
     if all(type(value) in _SCALARS for _, value in items):
         if len(items) <= FEW:
@@ -213,31 +236,10 @@ def _indented_items(items: list[tuple[str, Any]], pad: str = "") -> str:
     )
 
 
-FEW = 8
-"""Up to this many scalars are encoded one by one: one encoder call costs more."""
-
-_CONSTANTS = {None: "null", True: "true", False: "false"}
-
-
-def _scalar_json(value: Any) -> str:
-    """``json.dumps(value, ensure_ascii=False)`` of a scalar, without the encoder that
-    ``json.dumps`` builds on each call (an export writes a few scalars per state)."""
-    kind = type(value)
-    if kind is str:
-        return _json_string(value)
-    if kind is int:
-        return int.__repr__(value)
-    if kind is float and math.isfinite(value):
-        return float.__repr__(value)
-    if kind is float:
-        return json.dumps(value)
-    return _CONSTANTS[value]
-
-
 @functools.cache
 def _scalars_encoder(pad: str) -> Callable[[Any], str]:
     """``json.dumps`` of a flat object with its items on lines indented by ``pad`` + 2,
-    the encoder built once (``json.dumps`` builds one per call)."""
+    its JSONEncoder built once (``json.dumps`` builds one per call)."""
     return json.JSONEncoder(ensure_ascii=False, separators=(",\n  " + pad, ": ")).encode
 
 
