@@ -55,17 +55,48 @@ def check_own_document(data: Document, what: str) -> Document:
     return data
 
 
-def apply_modifier(fn: Modifier, current: Document, key: StateKey) -> Document:
-    """Run a ``modify`` callback on a copy and validate what it returns.
+_CONTAINERS = (dict, list)
+
+
+def check_changes(data: Any, before: Document, what: str = "state") -> tuple[Document, list[str]]:
+    """:func:`check_document` of ``data`` for what may have changed since ``before`` (a
+    shallow copy of the document as read), and the keys of those values.
+
+    A value that is still the very object read under its key, and not a
+    container, is that value unchanged: key and value were read from the
+    store, and its JSON text is the one read, so it is neither checked nor
+    encoded again. Identity, not equality, so ``1``, ``1.0`` and ``True`` are
+    never taken for one another. A container is always checked (and so copied)
+    and listed, since it may have been changed in place (a list appended to, a
+    nested dict updated).
+    """
+    if not isinstance(data, dict):
+        raise InvalidValueError(f"{what} must be a dict, not {type(data).__name__}")
+    document = dict(data)
+    read = before.get
+    changed = [
+        k for k, v in document.items() if type(v) in _CONTAINERS or read(k, MISSING) is not v
+    ]
+    for k in changed:
+        check_key(k)
+        document[k] = check_value(document[k], what, k)  # replaces a value, never adds a key
+    return document, changed
+
+
+def modified(fn: Modifier, current: Document) -> Any:
+    """What a ``modify`` callback makes of ``current`` (not yet validated).
 
     ``fn`` may return a new dict or ``None`` after changing its argument in place;
     both are common styles, and treating ``None`` as "clear everything" would
     silently destroy data.
     """
     result = fn(current)
-    if result is None:
-        result = current
-    return check_document(result, f"modify({key})")
+    return current if result is None else result
+
+
+def apply_modifier(fn: Modifier, current: Document, key: StateKey) -> Document:
+    """Run a ``modify`` callback on a copy and validate what it returns (see :func:`modified`)."""
+    return check_document(modified(fn, current), f"modify({key})")
 
 
 def add(current: JSONValue, amount: int | float, field: str) -> int | float:

@@ -11,12 +11,15 @@ it re-imports unchanged on any backend. An export carries the present of each
 state, nothing else.
 
 The functions work on a sync :class:`~qstate.StateRegistry`; ``qstate export``
-and ``qstate import`` are thin layers over them.
+and ``qstate import`` are thin layers over them. :func:`stream_export` reads the
+states one at a time as it is iterated, so that an export of any number of
+states can be written out holding one state at a time; :func:`export_states`
+collects it whole.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -33,11 +36,13 @@ __all__ = [
     "FORMAT_VERSION",
     "Change",
     "Export",
+    "ExportStream",
     "ExportedState",
     "apply_import",
     "export_states",
     "plan_import",
     "read_export",
+    "stream_export",
 ]
 
 FORMAT_KEY = "qstate_export"
@@ -94,6 +99,77 @@ def _nothing() -> None:
     return None
 
 
+class ExportStream:
+    """The states of an export, each read from the registry when iteration reaches it.
+
+    Iterating yields each readable, non-empty state once, in the listing's order.
+    ``unreadable`` grows as states whose stored data qstate cannot read are met
+    (it starts with the listing's own unreadable keys when every state is
+    exported), so it is complete once iteration has ended.
+    """
+
+    def __init__(
+        self,
+        registry: StateRegistry,
+        names: Iterable[str],
+        scope: str | None,
+        listed: StateList,
+        on_each: Callable[[], None],
+    ) -> None:
+        self.unreadable: list[StateInfo | str] = []
+        """States (or raw storage keys) holding data qstate did not write."""
+        wanted = set(names)
+        if not wanted and scope is None:
+            self.unreadable.extend(listed.unreadable)
+        self._states = self._read(registry, wanted, scope, listed, on_each)
+
+    def __iter__(self) -> Iterator[ExportedState]:
+        return self
+
+    def __next__(self) -> ExportedState:
+        return next(self._states)
+
+    def _read(
+        self,
+        registry: StateRegistry,
+        wanted: set[str],
+        scope: str | None,
+        listed: StateList,
+        on_each: Callable[[], None],
+    ) -> Iterator[ExportedState]:
+        for info in listed:
+            on_each()
+            if (wanted and info.name not in wanted) or (scope is not None and info.scope != scope):
+                continue
+            try:
+                data = registry.state(info.name, scope=info.scope or None).get_all()
+            except CorruptDataError:
+                self.unreadable.append(info)
+            else:
+                if data:  # empty: expired since it was listed
+                    yield ExportedState(info.name, info.scope, info.ttl, data)
+
+
+def stream_export(
+    registry: StateRegistry,
+    names: Iterable[str] = (),
+    scope: str | None = None,
+    *,
+    listed: StateList | None = None,
+    on_each: Callable[[], None] = _nothing,
+) -> ExportStream:
+    """The states named (all when none), of one scope or all, read as they are iterated.
+
+    What :func:`export_states` returns, one state at a time: a caller that
+    writes each state out before taking the next holds one state, not the
+    export. The states are listed now; each is read when iteration reaches it.
+    ``listed`` is the registry's ``list_states()`` when the caller already has
+    it; ``on_each`` is called after each listed state (for a progress bar).
+    """
+    listed = registry.list_states() if listed is None else listed
+    return ExportStream(registry, names, scope, listed, on_each)
+
+
 def export_states(
     registry: StateRegistry,
     names: Iterable[str] = (),
@@ -105,27 +181,11 @@ def export_states(
     """Read the states named (all when none), of one scope or all.
 
     A state whose stored data qstate cannot read is listed in ``unreadable``
-    rather than failing the whole export; the caller decides. ``listed`` is the
-    registry's ``list_states()`` when the caller already has it; ``on_each`` is
-    called after each listed state (for a progress bar).
+    rather than failing the whole export; the caller decides. ``listed`` and
+    ``on_each`` are as for :func:`stream_export`, which this collects whole.
     """
-    wanted = set(names)
-    listed = registry.list_states() if listed is None else listed
-    result = Export()
-    if not wanted and scope is None:
-        result.unreadable.extend(listed.unreadable)
-    for info in listed:
-        on_each()
-        if (wanted and info.name not in wanted) or (scope is not None and info.scope != scope):
-            continue
-        try:
-            data = registry.state(info.name, scope=info.scope or None).get_all()
-        except CorruptDataError:
-            result.unreadable.append(info)
-        else:
-            if data:  # empty: expired since it was listed
-                result.states.append(ExportedState(info.name, info.scope, info.ttl, data))
-    return result
+    stream = stream_export(registry, names, scope, listed=listed, on_each=on_each)
+    return Export(list(stream), stream.unreadable)
 
 
 def read_export(document: Any, source: str = "export") -> list[ExportedState]:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from .render import Mode, choose_mode, json_text, plain_value
 
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
 
 PAGED_ROWS = 1000
 """Most rows of a table shown through a pager; the rest are counted, not rendered."""
+WRITE_SIZE = 1 << 16
+"""Characters gathered into one write of streamed output."""
 
 
 @dataclass
@@ -72,14 +75,48 @@ class Output:
         sys.stdout.flush()
 
     def stream(self, chunks: Iterable[str]) -> None:
-        """Write a result to stdout piece by piece, so a big one is never held whole."""
-        last = ""
-        for chunk in chunks:
-            sys.stdout.write(chunk)
-            last = chunk or last
-        if last and not last.endswith("\n"):
-            sys.stdout.write("\n")
-        sys.stdout.flush()
+        """Write a result to stdout piece by piece, so a big one is never held whole.
+
+        Pieces are gathered into writes of about ``WRITE_SIZE`` characters: an
+        export yields a few small pieces per state, and under ``PYTHONUNBUFFERED``
+        each write to stdout is a system call. If the reader goes away
+        (``| head``), the rest is not wanted: the pieces are no longer asked
+        for and the command ends as it would have.
+        """
+        pending: list[str] = []
+        size, last = 0, ""
+        try:
+            for chunk in chunks:
+                if chunk:
+                    pending.append(chunk)
+                    size, last = size + len(chunk), chunk
+                if size >= WRITE_SIZE:
+                    sys.stdout.write("".join(pending))
+                    pending, size = [], 0
+            if last and not last.endswith("\n"):
+                pending.append("\n")
+            sys.stdout.write("".join(pending))
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _discard_stdout()
+
+    @contextmanager
+    def whole_or_nothing(self) -> Iterator[None]:
+        """Take back what was written to stdout inside, if it fails part way, where possible.
+
+        A result built whole reaches stdout only once complete; one streamed
+        (``export``) may fail half way. In a file (``> dump.json``, ``>>``, the
+        shell's buffer) the output is cut back to where it began, so a failure
+        leaves the file as it was. A pipe or a terminal cannot take text back:
+        the reader gets a document without its end, and the exit status says so.
+        """
+        start = _start_of_output(sys.stdout)
+        try:
+            yield
+        except BaseException:
+            if start is not None:
+                _cut_back(sys.stdout, start)
+            raise
 
     def rows_that_fit(self, frame: int) -> int | None:
         """Table rows to show: those that fit the terminal besides ``frame`` lines.
@@ -133,3 +170,48 @@ class Output:
     def message(text: str) -> None:
         """A note for the person at the terminal (stderr, never mixed with data)."""
         print(text, file=sys.stderr)
+
+
+def _start_of_output(stream: IO[str]) -> int | None:
+    """Where what is written to ``stream`` next begins, if it can be cut back there.
+
+    ``None`` for a pipe or a terminal. Under ``>>`` (``O_APPEND``) the position
+    means nothing: writes go to the end, so the start is the file's size.
+    """
+    try:
+        if not stream.seekable():
+            return None
+        stream.flush()
+        try:
+            fd = stream.fileno()
+        except (OSError, ValueError):  # in memory (io.UnsupportedOperation is an OSError)
+            return stream.tell()
+        import fcntl  # here, not at the top: only a streamed export needs it
+
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_APPEND:
+            return os.fstat(fd).st_size
+        return stream.tell()
+    except (OSError, ValueError):
+        return None
+
+
+def _cut_back(stream: IO[str], start: int) -> None:
+    """Drop what was written to ``stream`` from ``start`` on (best effort: it runs on
+    the way out of an error, which must not be hidden by another)."""
+    with suppress(OSError, ValueError):
+        stream.seek(start)
+        stream.truncate()
+
+
+def _discard_stdout() -> None:
+    """Send what is still to be written to stdout, and the flush at exit, to /dev/null.
+
+    A write into a pipe whose reader has gone fails, and so would the flush of
+    what is left in the buffer when Python exits (Python's ``signal`` docs give
+    this remedy).
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)

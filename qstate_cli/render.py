@@ -10,9 +10,11 @@ in JSON as ``\\uXXXX`` (the same data for any JSON parser), in tables and
 
 from __future__ import annotations
 
+import functools
 import json
+import math
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from enum import StrEnum
 from itertools import islice
 from typing import TYPE_CHECKING, Any
@@ -187,22 +189,58 @@ BATCH = 2000
 """Items per piece of streamed output: big enough to be fast, small enough to stay light."""
 
 _SCALARS = (str, int, float, bool, type(None))
+_json_string = json.encoder.encode_basestring  # json.dumps(text, ensure_ascii=False), in C
 
 
-def _indented_items(items: list[tuple[str, Any]]) -> str:
-    """``"key": value`` lines at depth one, exactly as ``json_text`` writes them.
+FEW = 8
+"""Up to this many scalars are encoded one by one: one encoder call costs more."""
 
-    A batch of scalars is encoded by one C-accelerated ``json.dumps`` call (an
-    indented dump is pure Python); a batch with containers is indented item by item.
+_CONSTANTS = {None: "null", True: "true", False: "false"}
+
+
+def _scalar_json(value: Any) -> str:
+    """``json.dumps(value, ensure_ascii=False)`` of a scalar, without an encoder:
+    ``json.dumps`` builds a JSONEncoder and that a C encoder on every call, which
+    costs more than the few scalars of a typical exported state."""
+    kind = type(value)
+    if kind is str:
+        return _json_string(value)
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float and math.isfinite(value):
+        return float.__repr__(value)
+    if kind is float:
+        return json.dumps(value)
+    return _CONSTANTS[value]
+
+
+def _indented_items(items: list[tuple[str, Any]], pad: str = "") -> str:
+    """``"key": value`` lines of an object, exactly as ``json_text`` writes them.
+
+    ``pad`` is the indentation of the object's own braces (``""`` at the top),
+    for an object nested in a bigger document. A batch of scalars is encoded by
+    one call of a C encoder (an indented dump is pure Python), or scalar by
+    scalar when there are ``FEW``; a batch with containers is indented item by
+    item.
     """
     if all(type(value) in _SCALARS for _, value in items):
-        text = json.dumps(dict(items), ensure_ascii=False, separators=(",\n  ", ": "))
-        return text[1:-1]
-    return ",\n  ".join(
-        f"{json.dumps(key, ensure_ascii=False)}: "
-        + json.dumps(value, ensure_ascii=False, indent=2).replace("\n", "\n  ")
+        if len(items) <= FEW:
+            return (",\n  " + pad).join(
+                f"{_json_string(key)}: {_scalar_json(value)}" for key, value in items
+            )
+        return _scalars_encoder(pad)(dict(items))[1:-1]
+    return (",\n  " + pad).join(
+        f"{_json_string(key)}: "
+        + json.dumps(value, ensure_ascii=False, indent=2).replace("\n", "\n  " + pad)
         for key, value in items
     )
+
+
+@functools.cache
+def _scalars_encoder(pad: str) -> Callable[[Any], str]:
+    """``json.dumps`` of a flat object with its items on lines indented by ``pad`` + 2,
+    its JSONEncoder built once (``json.dumps`` builds one per call)."""
+    return json.JSONEncoder(ensure_ascii=False, separators=(",\n  " + pad, ": ")).encode
 
 
 def _batches(items: Iterable[Any]) -> Iterator[list[Any]]:
@@ -211,13 +249,18 @@ def _batches(items: Iterable[Any]) -> Iterator[list[Any]]:
         yield batch
 
 
-def state_json_chunks(items: Iterable[tuple[str, Any]]) -> Iterator[str]:
-    """The text of ``json_text(dict(items))``, in pieces."""
+def state_json_chunks(items: Iterable[tuple[str, Any]], pad: str = "") -> Iterator[str]:
+    """The text of ``json_text(dict(items))``, in pieces.
+
+    With ``pad``, the same object as ``json_text`` writes it nested in a
+    document at that indentation (the first brace is where the caller is).
+    """
     first = True
     for batch in _batches(items):
-        yield _escaped_json(("{\n  " if first else ",\n  ") + _indented_items(batch))
+        lead = "{\n  " + pad if first else ",\n  " + pad
+        yield _escaped_json(lead + _indented_items(batch, pad))
         first = False
-    yield "{}" if first else "\n}"
+    yield "{}" if first else "\n" + pad + "}"
 
 
 def state_plain_chunks(items: Iterable[tuple[str, Any]]) -> Iterator[str]:
@@ -248,6 +291,78 @@ def list_plain_chunks(infos: Iterable[StateInfo]) -> Iterator[str]:
     """The lines of :func:`list_plain`, in pieces (each ends with a newline)."""
     for batch in _batches(infos):
         yield list_plain(batch) + "\n"
+
+
+# -- an export (see qstate.transfer for the format) -----------------------------
+
+
+def export_json_chunks(head: dict[str, Any], states: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """The text of ``json_text({**head, "states": list(states)})``, in pieces.
+
+    An export holds every state; built whole, its text takes several times
+    the data. Here one state is taken at a time (``states`` may read each as
+    it is asked for), its dict fields streamed as ``get`` streams a state, so
+    only one state is held. Nothing is yielded before the first state is
+    read, and the closing bracket only after the last: an export failing at
+    its first state writes nothing, one cut short later is not a JSON document.
+    """
+    remaining = iter(states)
+    first = next(remaining, None)
+    fields = "".join(_indented_items([item]) + ",\n  " for item in head.items())
+    yield _escaped_json("{\n  " + fields + '"states": [')
+    if first is None:
+        yield "]\n}"
+        return
+    yield "\n    "
+    yield from _nested_object_chunks(first, "    ")
+    for state in remaining:
+        yield ",\n    "
+        yield from _nested_object_chunks(state, "    ")
+    yield "\n  ]\n}"
+
+
+def _nested_object_chunks(fields: dict[str, Any], pad: str) -> Iterator[str]:
+    """``fields`` as ``json_text`` writes an object whose braces are indented by ``pad``.
+
+    A dict value of more than one batch is streamed (:func:`state_json_chunks`);
+    the fields around it are written a run at a time (:func:`_fields_text`), so
+    an object without a big dict, such as most states of an export, is one piece.
+    """
+    if not fields:
+        yield "{}"
+        return
+    lead, run = "{\n  " + pad, []
+    for field, value in fields.items():
+        if type(value) is not dict or len(value) <= BATCH:
+            run.append((field, value))
+            continue
+        if run:
+            yield _escaped_json(lead + _fields_text(run, pad))
+            lead, run = ",\n  " + pad, []
+        yield _escaped_json(f"{lead}{_json_string(field)}: ")
+        yield from state_json_chunks(value.items(), pad + "  ")
+        lead = ",\n  " + pad
+    end = "\n" + pad + "}"
+    yield _escaped_json(lead + _fields_text(run, pad) + end) if run else end
+
+
+def _fields_text(items: list[tuple[str, Any]], pad: str) -> str:
+    """``"key": value`` lines of an object at ``pad`` (see :func:`_indented_items`), its
+    dict values of scalars encoded in C as well (an indented dump is pure Python)."""
+    parts, run = [], []
+    for field, value in items:
+        if type(value) is not dict or not value:
+            run.append((field, value))
+            continue
+        if run:
+            parts.append(_indented_items(run, pad))
+            run = []
+        inner = pad + "  "
+        body = _indented_items(list(value.items()), inner)
+        parts.append(f"{_json_string(field)}: {{\n  {inner}{body}\n{inner}}}")
+    if run:
+        parts.append(_indented_items(run, pad))
+    return (",\n  " + pad).join(parts)
 
 
 # -- change history ---------------------------------------------------------------

@@ -147,3 +147,18 @@ def test_streamed_text_is_the_whole_document_text(
         assert "".join(list_plain_chunks(part_infos)) == (
             list_plain(part_infos) + "\n" if part_infos else ""
         )
+
+
+def test_a_reader_that_goes_away_is_not_an_error(tmp_path: Path) -> None:
+    """``qstate get Huge | head -c 10``: streamed output stops quietly, exit 0."""
+    url = f"file:{tmp_path}/huge.db"
+    with StateRegistry(url) as registry:  # about 600 KB of JSON, more than a pipe holds
+        registry.state("Huge").update({f"k{i}": "x" * 100 for i in range(5000)})
+    reader = subprocess.Popen(
+        [QSTATE, "--url", url, "get", "Huge"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert reader.stdout is not None
+    head = reader.stdout.read(10)
+    reader.stdout.close()
+    _, stderr = reader.communicate(timeout=60)
+    assert (reader.returncode, stderr, head[:1]) == (0, b"", b"{")

@@ -18,9 +18,12 @@ from qstate import (
     BackendUnavailableError,
     ConfigError,
     CorruptDataError,
+    InvalidNameError,
+    InvalidValueError,
     State,
     StateRegistry,
 )
+from qstate._model import check_changes
 from qstate.backends.file import parse_url
 
 
@@ -228,6 +231,26 @@ def test_expired_rows_are_invisible_then_deleted(tmp_path: Path) -> None:
     ]
 
 
+def test_a_commit_never_brings_expired_rows_back(tmp_path: Path) -> None:
+    """A state that expired and was written again keeps its expired rows until a
+    purge: a transaction must neither show them again (a TTL refreshes every
+    row) nor put a key written anew in an expired row's place."""
+    with StateRegistry(f"file:{tmp_path}/s.db") as registry:
+        for scope in ("plain", "new-key", "ttl"):
+            MyState(registry, scope=scope, ttl=0.2).update(a=1, b=2)
+        time.sleep(0.3)
+        for scope in ("plain", "new-key", "ttl"):
+            MyState(registry, scope=scope).set("c", 3)  # a and b are still there, unseen
+        plain = MyState(registry, scope="plain")
+        plain.modify(lambda d: {**d, "c": 4})
+        assert list(plain.get_all().items()) == [("c", 4)]
+        new_key = MyState(registry, scope="new-key")
+        new_key.modify(lambda d: {**d, "a": 10})
+        assert list(new_key.get_all().items()) == [("c", 3), ("a", 10)], "a new key reads last"
+        MyState(registry, scope="ttl", ttl=60).modify(lambda d: {**d, "c": 5})
+        assert MyState(registry, scope="ttl").get_all() == {"c": 5}
+
+
 def test_write_without_ttl_keeps_the_state_expiry(tmp_path: Path) -> None:
     with StateRegistry(f"file:{tmp_path}/s.db") as registry:
         MyState(registry, ttl=60).set("a", 1)
@@ -279,6 +302,105 @@ def test_a_one_key_modify_writes_one_row(tmp_path: Path) -> None:
         data = big.get_all()
         assert (data["k5"], data["new"], data["k9"], "k7" in data) == (-5, 1, "nine", False)
         assert list(data)[-1] == "new", "a new key reads back last, as in a dict"
+
+
+def test_a_value_changed_in_place_is_written(tmp_path: Path) -> None:
+    """Unchanged values are not encoded again, but a container changed in place
+    (the very object read) still is, at any depth, in a transaction or a modify."""
+    with StateRegistry(f"file:{tmp_path}/s.db") as registry:
+        state = MyState(registry)
+        state.update(
+            tags=["a"], deep={"a": {"b": [1]}}, s="x", n=1, f=1.0, t=True, none=None, other=0
+        )
+
+        def append_in_place() -> None:
+            with state.transaction() as data:
+                data["tags"].append("b")
+                data["deep"]["a"]["b"].append(2)
+                data["s"] = data["s"]  # the same object: unchanged
+
+        assert _rows_changed(registry, append_in_place) == 2
+        assert _rows_changed(registry, lambda: state.modify(_set_nested)) == 1
+        assert _rows_changed(registry, lambda: state.modify(lambda d: {**d, "n": 1.0})) == 1
+        assert _rows_changed(registry, lambda: state.modify(lambda d: {**d, "n": True})) == 1
+        assert _rows_changed(registry, lambda: state.modify(lambda d: {**d, "t": 1})) == 1
+        assert _rows_changed(registry, lambda: state.modify(lambda d: {**d, "f": 1})) == 1
+        assert _rows_changed(registry, lambda: state.modify(lambda d: {**d, "none": 0})) == 1
+        equal_copies = "".join(["x"]), int("0"), float("1")  # equal values, other objects
+        assert (
+            _rows_changed(registry, lambda: state.modify(lambda d: {**d, "s": equal_copies[0]}))
+            == 0
+        )
+        assert (
+            _rows_changed(
+                registry, lambda: state.modify(lambda d: {**d, "other": equal_copies[1]})
+            )
+            == 0
+        )
+        data = state.get_all()
+        assert data == {
+            "tags": ["a", "b"],
+            "deep": {"a": {"b": [1, 2], "c": "new"}},
+            "s": "x",
+            "n": True,
+            "f": 1,
+            "t": 1,
+            "none": 0,
+            "other": 0,
+        }
+        assert [type(data[k]) for k in ("n", "f", "t")] == [bool, int, int]
+        [*_, nested, n_float, n_true, t_int, f_int, none_zero] = state.history()
+        assert [entry["key"] for entry in nested.changes] == ["deep"]
+        assert [change.changes[0]["new"] for change in (n_float, n_true, t_int, f_int)] == [
+            1.0,
+            True,
+            1,
+            1,
+        ]
+        assert none_zero.changes == [{"key": "none", "old": None, "new": 0}]
+
+
+def test_what_a_commit_checks_and_compares() -> None:
+    """A container is checked and compared even when it is the very object read (it
+    may have been changed in place); a scalar only when it is another object."""
+    before: dict[str, Any] = {"lst": [1], "d": {"a": [1]}, "s": "x", "n": 1, "t": True}
+    document = dict(before)
+    document["lst"].append(2)
+    document["n"], document["t"] = True, 1
+    checked, changed = check_changes(document, before)
+    assert changed == ["lst", "d", "n", "t"]
+    assert checked == document
+    assert checked["lst"] is not document["lst"], "a private copy, as check_document makes"
+    assert check_changes({**before, "new": None}, before)[1] == ["lst", "d", "new"]
+    with pytest.raises(InvalidValueError, match=r"modify\(x\)\['bad'\]"):
+        check_changes({**before, "bad": (1,)}, before, "modify(x)")
+    with pytest.raises(InvalidNameError):
+        check_changes({**before, "": 1}, before)
+
+
+def test_a_key_qstate_would_refuse_blocks_only_a_change_of_it(tmp_path: Path) -> None:
+    """Another program wrote a key qstate refuses (empty): a modify that leaves it
+    alone neither checks nor rewrites it; one that changes it is refused.
+    (``State.transaction`` checks the whole dict itself, before the backend.)"""
+    db = tmp_path / "s.db"
+    with StateRegistry(f"file:{db}") as registry:
+        state = MyState(registry)
+        state.set("a", 1)
+        with sqlite3.connect(db) as conn:
+            conn.execute(
+                "INSERT INTO qstate_values (state, scope, key, value) "
+                "VALUES ('MyState', '', '', '1')"
+            )
+        conn.close()
+        state.modify(lambda d: {**d, "a": 2})
+        assert state.get_all() == {"a": 2, "": 1}
+        with pytest.raises(InvalidNameError):
+            state.modify(lambda d: {**d, "": 2})
+        assert state.get_all() == {"a": 2, "": 1}
+
+
+def _set_nested(data: dict[str, Any]) -> None:
+    data["deep"]["a"]["c"] = "new"  # in place, returning None
 
 
 def test_a_modify_that_reorders_keys_reads_back_in_its_order(tmp_path: Path) -> None:

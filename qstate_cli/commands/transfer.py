@@ -16,13 +16,23 @@ from typing import Annotated, Any
 import typer
 
 from qstate import StateInfo
-from qstate.transfer import Change, apply_import, export_states, plan_import, read_export
+from qstate.transfer import (
+    FORMAT_KEY,
+    FORMAT_VERSION,
+    Change,
+    ExportedState,
+    ExportStream,
+    apply_import,
+    plan_import,
+    read_export,
+    stream_export,
+)
 
 from ..completion import complete_state
 from ..errors import BadInput, CliError
 from ..exit_codes import ExitCode
 from ..options import ScopeOpt, YesOpt
-from ..render import json_text, safe_text
+from ..render import export_json_chunks, json_text, safe_text
 from ..session import Session
 from ..values import loads
 from ._common import confirm, describe, session_of
@@ -33,14 +43,23 @@ DETAILED_REPORT = 20
 
 @contextmanager
 def _progress(total: int, description: str) -> Iterator[Any]:
-    """A progress bar on stderr when it is a terminal; nothing in a pipe."""
+    """A progress bar on stderr when it is a terminal; nothing in a pipe.
+
+    stdout is left alone: the data written while the bar runs (a streamed
+    export) must reach the file or pipe it was sent to, not the terminal.
+    """
     if not sys.stderr.isatty() or total < 2:
         yield lambda: None
         return
     from rich.console import Console
     from rich.progress import Progress
 
-    with Progress(console=Console(file=sys.stderr), transient=True) as progress:
+    with Progress(
+        console=Console(file=sys.stderr),
+        transient=True,
+        redirect_stdout=False,
+        redirect_stderr=False,
+    ) as progress:
         task = progress.add_task(description, total=total)
         yield lambda: progress.advance(task)
 
@@ -64,25 +83,63 @@ def export(
         ),
     ] = False,
 ) -> None:
-    """Print states as one JSON document (for import, diff, backup)."""
+    """Print states as one JSON document (for import, diff, backup).
+
+    The document is written as the states are read, one state held at a time,
+    so an export of any size takes about the memory of its biggest state. If it
+    fails part way, output sent to a file is taken back; a pipe gets a document
+    without its end, which no JSON reader accepts.
+    """
     session = session_of(ctx)
     registry = session.registry()
     listed = registry.list_states()
     with _progress(len(listed), "exporting") as advance:
-        result = export_states(registry, states or (), scope, listed=listed, on_each=advance)
-    if result.unreadable:
-        names = ", ".join(
-            describe(item.name, item.scope) if isinstance(item, StateInfo) else item
-            for item in result.unreadable
-        )
-        if not skip_unreadable:
-            raise CliError(
-                f"cannot export data qstate did not write: {names}; fix or delete it, "
-                "or pass --skip-unreadable to export the rest",
-                ExitCode.UNAVAILABLE,
+        found = stream_export(registry, states or (), scope, listed=listed, on_each=advance)
+        if found.unreadable and not skip_unreadable:  # known before anything is written
+            raise _unreadable(found)
+        with session.output.whole_or_nothing():
+            session.output.stream(
+                export_json_chunks(
+                    {FORMAT_KEY: FORMAT_VERSION},
+                    (entry.as_json() for entry in _readable(found, skip=skip_unreadable)),
+                )
             )
-        session.output.message(f"qstate: warning: skipped unreadable data: {safe_text(names)}")
-    session.output.data(json_text(result.document()))
+    if found.unreadable:
+        session.output.message(
+            f"qstate: warning: skipped unreadable data: {safe_text(_names(found))}"
+        )
+
+
+def _readable(found: ExportStream, *, skip: bool) -> Iterator[ExportedState]:
+    """The states to write; unless ``skip``, an unreadable one stops the export.
+
+    The check also runs after the last state, before the document is closed,
+    so that a refused export is never a whole document.
+    """
+    for entry in found:
+        if found.unreadable and not skip:
+            raise _unreadable(found)
+        yield entry
+    if found.unreadable and not skip:
+        raise _unreadable(found)
+
+
+def _unreadable(found: ExportStream) -> CliError:
+    """The refusal, naming every unreadable state (the rest are read to find them)."""
+    for _ in found:
+        pass
+    return CliError(
+        f"cannot export data qstate did not write: {_names(found)}; fix or delete it, "
+        "or pass --skip-unreadable to export the rest",
+        ExitCode.UNAVAILABLE,
+    )
+
+
+def _names(found: ExportStream) -> str:
+    return ", ".join(
+        describe(item.name, item.scope) if isinstance(item, StateInfo) else item
+        for item in found.unreadable
+    )
 
 
 def _read_document(source: str) -> Any:

@@ -25,6 +25,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from itertools import islice
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 from urllib.parse import quote
@@ -46,8 +47,8 @@ from ..._model import (
     StateInfo,
     _Missing,
     add,
-    apply_modifier,
-    check_document,
+    check_changes,
+    modified,
 )
 from ..._origin import decode_origin, origin_text
 from ..._sync.backend import Backend
@@ -79,16 +80,21 @@ class Begun(NamedTuple):
     expires: float | None
     stored: dict[str, str]
     """Each key's JSON text as read: ``commit`` writes only the keys that differ."""
+    original: Document
+    """``data`` as read (a shallow copy): ``commit`` need not encode a value that is
+    still the very same immutable object, since its text is the stored one."""
 
 
-def _keeps_order(stored: dict[str, str], document: Document) -> bool:
+def _keeps_order(stored: dict[str, str], document: Document, removed: list[str]) -> bool:
     """Whether ``document`` lists the kept keys in their stored order, new ones last.
 
     Then writing only the changes reads back in ``document``'s order (an update
     keeps a row's ``rowid``, an insert takes the next one), as a dict would.
+    ``document`` holds the kept keys and new ones only, so it is enough that it
+    begins with the kept keys in order.
     """
-    kept = [field for field in stored if field in document]
-    return list(document) == kept + [field for field in document if field not in stored]
+    kept = [field for field in stored if field in document] if removed else list(stored)
+    return list(islice(document, len(kept))) == kept
 
 
 def _after_fork_in_child() -> None:
@@ -494,7 +500,10 @@ class FileBackend(Backend):
                 sql.UPSERT_WITH_EXPIRY,
                 [(*key, field, None, text, expires) for field, text in rows],
             )
-            self._log_texts(conn, now, key, _text_diff({f: t for f, t, _ in before}, rows))
+            old = {f: t for f, t, _ in before}
+            changed = {f: t for f, t in rows if old.get(f) != t}
+            removed = [f for f in old if f not in data]
+            self._log_texts(conn, now, key, _text_diff(old, changed, removed))
 
         self._write(body, expired_of=key)  # DELETE_STATE takes the expired rows too
 
@@ -531,7 +540,7 @@ class FileBackend(Backend):
                 rows = conn.execute(sql.GET_ALL, (*key, None, time.time())).fetchall()
                 stored = {field: text for field, text, _ in rows}
                 data = {field: self._decode(text, key, field) for field, text in stored.items()}
-                return Begun(conn, data, rows[0][2] if rows else None, stored)
+                return Begun(conn, data, rows[0][2] if rows else None, stored, dict(data))
             except BaseException:
                 self._checkin(conn)
                 raise
@@ -542,39 +551,48 @@ class FileBackend(Backend):
             self._writer.release()
             raise
 
-    def commit(self, begun: Begun, key: StateKey, data: Document, ttl: float | None) -> Document:
+    def commit(
+        self, begun: Begun, key: StateKey, data: Document, ttl: float | None, what: str = "state"
+    ) -> Document:
         """Validate ``data`` and make it the whole document, then end.
 
         Only the keys whose JSON text changed are written and only the removed
         ones deleted, so changing one key of a big state costs one row, not a
-        rewrite of every row. A document whose keys changed order is rewritten
-        whole: ``rowid`` order is the order the keys read back in.
+        rewrite of every row; and only the values that may have changed (see
+        ``check_changes``: not those still the very immutable object ``begin``
+        read) are checked and encoded to be compared, so it costs one encode,
+        not one per key. A document whose keys changed order is rewritten whole: ``rowid``
+        order is the order the keys read back in.
         """
-        conn, _, expires, stored = begun
+        conn, _, expires, stored, original = begun
         try:
-            document = check_document(data)
+            document, maybe_changed = check_changes(data, original, what)
+            changed = _changed_texts(stored, document, maybe_changed)
+            kept_all = stored.keys() <= document.keys()  # the common case, checked in C
+            removed = [] if kept_all else [f for f in stored if f not in document]
             now = time.time()
             conn.execute(sql.FORGET_EXPIRED_HISTORY, (*key, None, now))  # see _write
             new_expiry = now + ttl if ttl is not None else expires
-            rows = [(field, encode(value)) for field, value in document.items()]
-            if document and _keeps_order(stored, document):
-                conn.execute(sql.DELETE_EXPIRED_OF_STATE, (*key, None, now))
-                conn.executemany(
-                    sql.DELETE_KEY, [(*key, f, now) for f in stored if f not in document]
-                )
+            if document and _keeps_order(stored, document, removed):
+                if ttl is not None or any(field not in stored for field in changed):
+                    # Expired rows (invisible) would live again with the new expiry,
+                    # or give a key written anew their old rowid, so their place.
+                    conn.execute(sql.DELETE_EXPIRED_OF_STATE, (*key, None, now))
+                conn.executemany(sql.DELETE_KEY, [(*key, f, now) for f in removed])
                 conn.executemany(
                     sql.UPSERT_WITH_EXPIRY,
-                    [(*key, f, None, t, new_expiry) for f, t in rows if stored.get(f) != t],
+                    [(*key, f, None, t, new_expiry) for f, t in changed.items()],
                 )
                 if ttl is not None:
                     conn.execute(sql.REFRESH_EXPIRY, (*key, None, None, None, new_expiry))
             else:
                 conn.execute(sql.DELETE_STATE, key)
+                texts = [(f, changed[f] if f in changed else stored[f]) for f in document]
                 conn.executemany(
-                    sql.UPSERT_WITH_EXPIRY, [(*key, f, None, t, new_expiry) for f, t in rows]
+                    sql.UPSERT_WITH_EXPIRY, [(*key, f, None, t, new_expiry) for f, t in texts]
                 )
             # ``stored`` was read in this same write transaction, so it is what changed from.
-            self._log_texts(conn, now, key, _text_diff(stored, rows))
+            self._log_texts(conn, now, key, _text_diff(stored, changed, removed))
             conn.execute("COMMIT")
         except (sqlite3.Error, OSError) as exc:
             raise sql.translate(exc, self.path) from exc
@@ -604,11 +622,11 @@ class FileBackend(Backend):
     def modify(self, key: StateKey, fn: Modifier, ttl: float | None) -> Document:
         begun = self.begin(key)
         try:
-            new = apply_modifier(fn, begun.data, key)
+            new = modified(fn, begun.data)
         except BaseException:
             self.abort(begun.conn)
             raise
-        return self.commit(begun, key, new, ttl)
+        return self.commit(begun, key, new, ttl, f"modify({key})")  # validated there, once
 
     # -- revisions ---------------------------------------------------------
 
@@ -689,13 +707,22 @@ class FileBackend(Backend):
             conn.close()
 
 
-def _text_diff(old: dict[str, str], after: list[tuple[str, str]]) -> list[str]:
-    """Changed keys between stored ``{key: json_text}`` and ``(key, json_text)`` pairs."""
-    new = dict(after)
-    found = [
-        text_entry(field, old.get(field), text) for field, text in after if old.get(field) != text
-    ]
-    found += [text_entry(field, text, None) for field, text in old.items() if field not in new]
+def _changed_texts(
+    stored: dict[str, str], document: Document, fields: list[str]
+) -> dict[str, str]:
+    """The JSON text of each of ``fields`` of ``document`` that is not its stored text."""
+    changed = {}
+    for field in fields:
+        text = encode(document[field])
+        if stored.get(field) != text:
+            changed[field] = text
+    return changed
+
+
+def _text_diff(old: dict[str, str], changed: dict[str, str], removed: list[str]) -> list[str]:
+    """The change log's entries: each changed key (old text → new), then each removed one."""
+    found = [text_entry(field, old.get(field), text) for field, text in changed.items()]
+    found += [text_entry(field, old[field], None) for field in removed]
     return found
 
 
