@@ -15,12 +15,15 @@ The rules, the same on every backend:
   the document differs, listing only the keys that differ.
 
 Retention: a log keeps the last :data:`LOG_SIZE` changes of a state, or the
-``history=N`` its URL or its state class asks for (1 to :data:`MAX_HISTORY`).
-When a state is removed (a clear, a delete of its last key, its expiry) its
-counter and log are kept :data:`LINGER` seconds longer (after the expiry when
-it expires), so the next write continues the count and a watcher sees the
-removal. A state re-created after that starts a new life at revision 1; a
-connected watcher follows it into the new life (its next change is rev 1).
+``history=N`` its URL or its state class asks for (1 to :data:`MAX_HISTORY`),
+which the file and Redis logs store for writers that do not say. The log is
+also the state's history (``history()``, ``as_of()``, ``restore()``), so it
+expires with the state; its counter lingers :data:`LINGER` seconds more, so
+the next write continues the count. When a write removes a state (a clear, a
+delete of its last key) its counter and log are both kept ``LINGER`` seconds
+longer, so a watcher sees the removal. A state re-created after that starts a
+new life at revision 1; a connected watcher follows it into the new life (its
+next change is rev 1).
 A watcher that falls more than the retained log behind gets
 :class:`~qstate.ChangesLostError`, never a silent gap.
 """
@@ -37,13 +40,14 @@ from ._errors import ChangesLostError, ConfigError, UsageError
 from ._model import MISSING, Document
 
 LOG_SIZE = 1000
-"""Changes of one state a log keeps at least (Redis trims approximately, above it)."""
+"""Changes of one state a log keeps unless ``history=`` says otherwise (Redis trims
+approximately above 100, the file log in steps)."""
 
 MAX_HISTORY = 100_000
 """The most changes of one state a log may be asked to keep (``history=``)."""
 
 LINGER = 300.0
-"""Seconds a removed state's counter and log outlive it."""
+"""Seconds a removed state's counter and log, and an expired state's counter, outlive it."""
 
 Entry = dict[str, Any]
 """One changed key: ``{"key": k, "old": v, "new": v}``, ``old``/``new`` absent as the case is."""
