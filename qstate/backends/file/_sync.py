@@ -658,7 +658,8 @@ class FileBackend(Backend):
         qstate may have written it, and no write migrated it yet)."""
         if self._layout < 2:
             return []  # layout 1: no change logged
-        return conn.execute(statements[min(self._layout, 3)], params).fetchall()
+        # 2 or 3: inspect() refuses a newer layout before anything is read
+        return conn.execute(statements[self._layout], params).fetchall()
 
     def follower(self, key: StateKey, since: int | None) -> _Follower:
         """A reader of the state's change log from ``since`` (both flavours use it)."""
