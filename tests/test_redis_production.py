@@ -63,6 +63,25 @@ def test_1000_concurrent_async_operations_all_succeed(redis_url: str) -> None:
     asyncio.run(main())
 
 
+def test_500_tasks_in_transactions_on_one_hot_state_all_succeed(redis_url: str) -> None:
+    # Polling on their own, the longest waiters lost the lock to newcomers until
+    # some waited past lock_wait (15 s) while the whole run takes a few seconds.
+    async def main() -> None:
+        async with AsyncStateRegistry(redis_url) as registry:
+            state = registry.state("Hot")
+
+            async def task() -> None:
+                for _ in range(5):
+                    await state.incr("incr")
+                    async with state.transaction() as data:
+                        data["tx"] = data.get("tx", 0) + 1
+
+            await asyncio.gather(*(task() for _ in range(500)))
+            assert await state.get_all() == {"incr": 2500, "tx": 2500}
+
+    asyncio.run(main())
+
+
 def test_200_threads_on_one_registry_all_succeed(redis_url: str) -> None:
     errors: list[BaseException] = []
     start = threading.Barrier(200)

@@ -6,7 +6,8 @@ of a transaction), sent with EVALSHA; on NOSCRIPT (after SCRIPT FLUSH or a
 failover) it is sent once with EVAL, which also caches it again.
 ``transaction()`` and ``modify()`` take the state's lock and read it in one
 script, then write what changed and release the lock in another; plain writes
-wait while the lock exists, as they do on the other backends. Should a lock's
+wait while the lock exists, as they do on the other backends. A registry's
+waiters for one lock line up first (``turns`` beside this module). Should a lock's
 lease expire mid-transaction, the commit writes nothing and raises
 ConflictError rather than overwrite what others wrote meanwhile. See
 ``layout`` beside this module for the keys and scripts.
@@ -67,6 +68,7 @@ from .errors import (
     translate,
 )
 from .pool import AsyncWaitingPool
+from .turns import AsyncTurn, AsyncTurns
 
 
 class _Script:
@@ -90,6 +92,7 @@ class AsyncRedisBackend(AsyncBackend):
         self.url = redact(url)
         self._prefix = self.options.prefix
         self._orphans: list[tuple[StateKey, str]] = []
+        self._turns = AsyncTurns()
         """Locks of transactions that timed out, to give back when the server answers."""
         timeout = self.options.timeout
         common: dict[str, Any] = {
@@ -184,33 +187,48 @@ class AsyncRedisBackend(AsyncBackend):
         args += (self.history_size_of(key) or "", origin_text())  # see layout._LOG
         if self._orphans:
             await self._release_orphans()
-        deadline = 0.0
-        pause = 0.001
-        while True:
-            try:
-                try:  # _once_more and _eval inlined: this is every write's path
-                    return await self._client.evalsha(script.sha, 4, *keys, *args)
-                except RedisConnectionError as exc:
-                    if not idempotent or pool_exhausted(exc):
-                        raise
-                    return await self._eval(script, keys, args)
-                except NoScriptError:
-                    return await self._run_source(script, keys, args)
-            except REDIS_ERRORS as exc:
-                error = translate(exc, self.url, key, field)
-                if not isinstance(error, StateLocked):
-                    raise error from exc
-            if not deadline:
-                deadline = time.monotonic() + self.options.lock_wait
-            pause = await self._wait(key, deadline, pause, error.pttl_ms)
+        turn = None  # taken once the lock is found held: see turns.py
+        try:
+            while True:
+                try:
+                    try:  # _once_more and _eval inlined: this is every write's path
+                        return await self._client.evalsha(script.sha, 4, *keys, *args)
+                    except RedisConnectionError as exc:
+                        if not idempotent or pool_exhausted(exc):
+                            raise
+                        return await self._eval(script, keys, args)
+                    except NoScriptError:
+                        return await self._run_source(script, keys, args)
+                except REDIS_ERRORS as exc:
+                    error = translate(exc, self.url, key, field)
+                    if not isinstance(error, StateLocked):
+                        raise error from exc
+                if turn is None:
+                    deadline = time.monotonic() + self.options.lock_wait
+                    turn = await self._line_up(key, deadline)
+                    pause = 0.001
+                pause = await self._wait(key, deadline, pause, error.pttl_ms)
+        finally:
+            if turn is not None:
+                self._turns.leave(key, turn)
+
+    async def _line_up(self, key: StateKey, deadline: float) -> AsyncTurn:
+        """Wait behind this registry's other waiters for the state's lock: a turn."""
+        turn = await self._turns.enter(key, deadline)
+        if turn is None:
+            raise self._locked_too_long(key)
+        return turn
+
+    def _locked_too_long(self, key: StateKey) -> ConflictError:
+        return ConflictError(
+            f"state {key} stayed locked by transactions for more than "
+            f"{self.options.lock_wait:g} s; retry later, or raise ?lock_wait= in the URL"
+        )
 
     async def _wait(self, key: StateKey, deadline: float, pause: float, held_ms: int) -> float:
         """Sleep a little while another transaction holds the lock; the next pause."""
         if time.monotonic() >= deadline:
-            raise ConflictError(
-                f"state {key} stayed locked by a transaction for more than "
-                f"{self.options.lock_wait:g} s; retry later, or raise ?lock_wait= in the URL"
-            )
+            raise self._locked_too_long(key)
         held_for = max(held_ms, 1) / 1000
         await sleep(min(pause, held_for) * (0.5 + random.random()))  # noqa: S311
         return min(pause * 2, 0.05)
@@ -328,14 +346,13 @@ class AsyncRedisBackend(AsyncBackend):
 
     # -- transactions ------------------------------------------------------
 
-    async def _acquire(self, key: StateKey) -> tuple[str, dict[str, bytes]]:
+    async def _acquire(self, key: StateKey, deadline: float) -> tuple[str, dict[str, bytes]]:
         """Take the state's lock and read it: (token, {field: stored JSON text})."""
         keys = self._keys(key)
         if self._orphans:
             await self._release_orphans()
         token = os.urandom(16).hex()
         lease_ms = str(int(self.options.lease * 1000))
-        deadline = time.monotonic() + self.options.lock_wait
         pause = 0.001
         while True:
             try:
@@ -425,14 +442,19 @@ class AsyncRedisBackend(AsyncBackend):
 
     @asynccontextmanager
     async def transaction(self, key: StateKey, ttl: float | None) -> AsyncIterator[Document]:
-        token, before = await self._acquire(key)
+        deadline = time.monotonic() + self.options.lock_wait
+        turn = await self._line_up(key, deadline)
         try:
-            data = self._decode_raw(before, key)
-            yield data  # validated by the state layer when the block ends
-            committed = await self._commit(key, token, before, data, ttl)
-        except BaseException as exc:
-            await self._abandon(key, token, exc)
-            raise
+            token, before = await self._acquire(key, deadline)
+            try:
+                data = self._decode_raw(before, key)
+                yield data  # validated by the state layer when the block ends
+                committed = await self._commit(key, token, before, data, ttl)
+            except BaseException as exc:
+                await self._abandon(key, token, exc)
+                raise
+        finally:
+            self._turns.leave(key, turn)
         if not committed:
             raise self._lease_expired(key)
 
