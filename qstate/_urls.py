@@ -10,8 +10,10 @@ from ._errors import ConfigError
 
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
 _AUTHORITY_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
-_USERINFO_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^/@?#\s]*?:)[^/@?#\s]*@")
-_QUERY_PASSWORD = re.compile(r"([?&][a-z_]*(?:password|pass|pwd)=)[^&#\s]*", re.IGNORECASE)
+# Patterns that ``re`` compiles on first use: redact() is not on every command's
+# way to its result (a file: URL's), and each costs ~0.3 ms to compile.
+_USERINFO_PATTERN = r"([A-Za-z][A-Za-z0-9+.\-]*://[^/@?#\s]*?:)[^/@?#\s]*@"
+_QUERY_PATTERN = r"(?i)([?&][a-z_]*(?:password|pass|pwd)=)[^&#\s]*"
 
 
 def scheme_of(url: str) -> str:
@@ -72,5 +74,5 @@ def redact(url: str) -> str:
         user, colon, _ = userinfo.partition(":")
         shown = f"{user}:***" if colon else "***"
         url = f"{head}://{shown}@{after}"
-    url = _USERINFO_PASSWORD.sub(r"\1***@", url)
-    return _QUERY_PASSWORD.sub(r"\1***", url)
+    url = re.sub(_USERINFO_PATTERN, r"\1***@", url)
+    return re.sub(_QUERY_PATTERN, r"\1***", url)

@@ -233,8 +233,3 @@ def _usage_message(error: typer.TyperException, *, shell: bool) -> str:
 def run(argv: list[str] | None = None) -> int:
     """Run ``qstate`` with ``argv`` (default: the process's arguments)."""
     return invoke(sys.argv[1:] if argv is None else argv)
-
-
-def entry_point() -> None:
-    """The console script (see pyproject.toml)."""
-    sys.exit(run())

@@ -43,6 +43,26 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
     return {"QSTATE_URL": request.getfixturevalue("redis_url")}
 
 
+def test_the_console_script_freezes_the_import_and_runs_commands_collected(
+    tmp_path: Path,
+) -> None:
+    # The objects the import created are out of the collector's way; what a
+    # command allocates (the shell, watch: long runs) is collected as usual.
+    probe = (
+        "import gc, sys\n"
+        "from qstate_cli import console, main\n"
+        "main.run = lambda: print(gc.isenabled(), gc.get_freeze_count()) or 0\n"
+        "console.entry_point()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    enabled, frozen = result.stdout.split()
+    assert enabled == "True"
+    assert int(frozen) > 10_000
+    assert Path(QSTATE).read_text().count("qstate_cli.console import entry_point") == 1
+
+
 def test_stdout_is_pure_in_a_pipe(tmp_path: Path, backend: dict[str, str]) -> None:
     def qstate(*args: str) -> subprocess.CompletedProcess[str]:
         return run_qstate(*args, cwd=tmp_path, env=backend)

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import io
+import json
+import re
 
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from rich.console import Console
 
-from qstate import Change, StateInfo
+from qstate import Change, InvalidNameError, StateInfo, _keys
+from qstate_cli import render
 from qstate_cli.render import (
     Mode,
     choose_mode,
@@ -130,3 +136,33 @@ def test_differences_table() -> None:
         "│ c   │ (absent) │ [1]           │\n"
         "└─────┴──────────┴───────────────┘\n"
     )
+
+
+_ESCAPABLE = (
+    st.text(st.sampled_from(["a", " ", "{", "}", "\x00", "\n", "\x1b", "\x7f"]))  # ASCII
+    | st.text(st.sampled_from(["a", "é", "\x7f", "\x9b", "\u202e", "\u2028"]))
+    | st.text()
+)
+"""Text for the fast paths (printable ASCII) and the patterns they skip."""
+
+
+@given(_ESCAPABLE)
+def test_plain_ascii_skips_the_control_pattern_only_when_it_would_change_nothing(
+    text: str,
+) -> None:
+    # The fast paths (printable ASCII) must agree with the patterns they skip.
+    assert render.escape_controls(text) == re.sub(render._CONTROLS, render._escape, text)
+    as_json = json.dumps(text, ensure_ascii=False)
+    assert render._escaped_json(as_json) == re.sub(
+        render._CONTROLS_JSON_LEAVES, render._escape, as_json
+    )
+    assert json.loads(render._escaped_json(as_json)) == text
+
+
+@given(_ESCAPABLE.filter(lambda text: 0 < len(text) <= 200))
+def test_a_scope_is_refused_exactly_when_it_holds_a_control_or_a_brace(scope: str) -> None:
+    if re.search(_keys._CONTROL, scope):
+        with pytest.raises(InvalidNameError, match="control characters"):
+            _keys.check_scope(scope)
+    else:
+        assert _keys.check_scope(scope) == scope
