@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import sqlite3
 import stat
 import time
@@ -25,7 +24,6 @@ from qstate import (
     StateRegistry,
 )
 from qstate._model import check_changes
-from qstate.backends.file import layout as sql
 from qstate.backends.file import parse_url
 
 
@@ -304,27 +302,6 @@ def test_a_one_key_modify_writes_one_row(tmp_path: Path) -> None:
         data = big.get_all()
         assert (data["k5"], data["new"], data["k9"], "k7" in data) == (-5, 1, "nine", False)
         assert list(data)[-1] == "new", "a new key reads back last, as in a dict"
-
-
-def test_finding_where_a_states_history_ends_visits_only_expired_rows(tmp_path: Path) -> None:
-    # Through the expiry index, not the (state, scope, key) one: the latter visits
-    # every row of the state, on every write with a TTL and every history read.
-    with StateRegistry(f"file:{tmp_path}/s.db") as registry:
-        MyState(registry).update({f"k{i}": i for i in range(1000)})
-    conn = sqlite3.connect(tmp_path / "s.db")
-    params = ("MyState", "", 0, time.time(), 10)
-    statements = [
-        sql.DELETE_EXPIRED_OF_STATE,
-        sql.FORGET_EXPIRED_HISTORY,
-        *sql.LAST_CHANGES_AFTER.values(),
-    ]
-    for statement in statements:
-        used = max(int(n) for n in re.findall(r"\?(\d)", statement))
-        plan = conn.execute("EXPLAIN QUERY PLAN " + statement, params[:used]).fetchall()
-        searches = [row[3] for row in plan if "qstate_values" in row[3]]
-        assert searches, statement
-        assert all("qstate_values_expiry" in search for search in searches), plan
-    conn.close()
 
 
 def test_a_value_changed_in_place_is_written(tmp_path: Path) -> None:
