@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from qstate import MAX_INTEGER, InvalidNameError, StateRegistry
+from qstate import MAX_INTEGER, InvalidNameError, StateRegistry, _keys
+from qstate._keys import MAX_SCOPE
 from qstate_cli.main import invoke
 
 VALUE_EXAMPLES, NAME_EXAMPLES, CLI_EXAMPLES = 200, 200, 300
@@ -116,3 +118,18 @@ def test_any_command_line_exits_with_a_documented_code(
     if "--debug" not in args:  # --debug (anywhere on the line) asks for tracebacks
         assert "Traceback" not in captured.err
     assert "internal error" not in captured.err, (args, captured.err)
+
+
+@given(
+    st.text(st.sampled_from(["a", " ", "{", "}", "\x00", "\n", "\x7f"]))  # ASCII
+    | st.text(st.sampled_from(["a", "é", "\x7f", "\x9b", "\u202e", "\u2028"]))
+    | st.text()
+)
+def test_a_scope_is_refused_exactly_when_it_holds_a_control_or_a_brace(scope: str) -> None:
+    # check_scope skips the pattern for printable ASCII without braces: the two agree.
+    assume(0 < len(scope) <= MAX_SCOPE)
+    if re.search(_keys._CONTROL, scope):
+        with pytest.raises(InvalidNameError, match="control characters"):
+            _keys.check_scope(scope)
+    else:
+        assert _keys.check_scope(scope) == scope

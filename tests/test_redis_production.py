@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 from qstate import (
     AsyncStateRegistry,
     BackendUnavailableError,
+    ConflictError,
     CorruptDataError,
     StateRegistry,
 )
@@ -80,6 +81,42 @@ def test_500_tasks_in_transactions_on_one_hot_state_all_succeed(redis_url: str) 
             assert await state.get_all() == {"incr": 2500, "tx": 2500}
 
     asyncio.run(main())
+
+
+def test_a_hung_transaction_holds_its_own_registry_up_no_longer_than_its_lease(
+    redis_url: str,
+) -> None:
+    # Waiters of the same registry line up behind the hung transaction; once its
+    # lease has run out they go on, as other processes do.
+    with StateRegistry(redis_url + "?lease=1&lock_wait=60") as registry:
+        state = registry.state("Hung")
+        inside, other_done = threading.Event(), threading.Event()
+        errors: list[BaseException] = []
+
+        def other() -> None:
+            try:
+                inside.wait(60)
+                with state.transaction() as data:
+                    data["other"] = True
+            except BaseException as exc:
+                errors.append(exc)
+            finally:
+                other_done.set()
+
+        thread = threading.Thread(target=other)
+        thread.start()
+
+        def hang() -> None:
+            with state.transaction() as data:
+                data["hung"] = True
+                inside.set()
+                assert other_done.wait(60)
+
+        with pytest.raises(ConflictError, match="lease"):
+            hang()
+        thread.join(60)
+        assert errors == []
+        assert state.get_all() == {"other": True}
 
 
 def test_200_threads_on_one_registry_all_succeed(redis_url: str) -> None:

@@ -1,17 +1,18 @@
 """The line a registry's waiters for one state's Redis lock stand in (turns.py):
 first come, first served; a waiter that gives up or is cancelled leaves the line
-without blocking it."""
+without blocking it; a turn lasts at most a lease; a forked child starts afresh."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 
 import pytest
 
 from qstate._keys import StateKey
-from qstate.backends.redis.turns import AsyncTurns, Turns
+from qstate.backends.redis.turns import AsyncTurns, Turn, Turns
 
 KEY = StateKey("Hot")
 OTHER = StateKey("Cold")
@@ -24,7 +25,7 @@ def later() -> float:
 
 
 def test_threads_get_their_turns_in_arrival_order() -> None:
-    turns = Turns()
+    turns = Turns(LONG)
     first = turns.enter(KEY, later())
     assert first is not None
     served: list[int] = []
@@ -54,12 +55,12 @@ def test_threads_get_their_turns_in_arrival_order() -> None:
 
 
 def test_a_thread_past_its_deadline_leaves_the_line_and_the_next_one_goes() -> None:
-    turns = Turns()
+    turns = Turns(LONG)
     first = turns.enter(KEY, later())
     assert first is not None
     assert turns.enter(KEY, time.monotonic() + 0.05) is None  # the first never left
     assert turns.enter(OTHER, time.monotonic()) is not None  # other states are apart
-    got: list[threading.Event | None] = []
+    got: list[Turn | None] = []
     thread = threading.Thread(target=lambda: got.append(turns.enter(KEY, later())))
     thread.start()
     while len(turns._lines[KEY]) < 2:
@@ -74,7 +75,7 @@ def test_a_thread_past_its_deadline_leaves_the_line_and_the_next_one_goes() -> N
 
 def test_tasks_get_their_turns_in_arrival_order() -> None:
     async def main() -> None:
-        turns = AsyncTurns()
+        turns = AsyncTurns(LONG)
         first = await turns.enter(KEY, later())
         assert first is not None
         served: list[int] = []
@@ -98,7 +99,7 @@ def test_tasks_get_their_turns_in_arrival_order() -> None:
 
 def test_a_cancelled_or_late_task_does_not_block_the_line() -> None:
     async def main() -> None:
-        turns = AsyncTurns()
+        turns = AsyncTurns(LONG)
         first = await turns.enter(KEY, later())
         assert first is not None
         cancelled = asyncio.create_task(turns.enter(KEY, later()))
@@ -120,7 +121,7 @@ def test_a_cancelled_or_late_task_does_not_block_the_line() -> None:
 
 def test_a_task_cancelled_as_its_turn_comes_passes_it_on() -> None:
     async def main() -> None:
-        turns = AsyncTurns()
+        turns = AsyncTurns(LONG)
         first = await turns.enter(KEY, later())
         assert first is not None
         second = asyncio.create_task(turns.enter(KEY, later()))
@@ -136,3 +137,42 @@ def test_a_task_cancelled_as_its_turn_comes_passes_it_on() -> None:
         assert turns._lines == {}
 
     asyncio.run(main())
+
+
+def test_a_turn_held_past_its_lease_is_taken_over() -> None:
+    # A hung transaction (or a turn lost to an interrupt) holds the line up no
+    # longer than the Redis lock's lease, which is what other processes wait.
+    turns = Turns(lease=0.2)
+    hung = turns.enter(KEY, later())
+    assert hung is not None
+    started = time.monotonic()
+    taken = turns.enter(KEY, later())
+    assert taken is not None
+    assert time.monotonic() - started >= 0.2
+    queued: list[Turn | None] = []
+    thread = threading.Thread(target=lambda: queued.append(turns.enter(KEY, later())))
+    thread.start()
+    while len(turns._lines[KEY]) < 2:
+        time.sleep(0.001)
+    turns.leave(KEY, hung)  # the hung one ends at last: the line is not its any more
+    assert turns._lines[KEY][0] is taken
+    turns.leave(KEY, taken)
+    thread.join(LONG)
+    [last] = queued
+    assert last is not None
+    turns.leave(KEY, last)
+    assert turns._lines == {}
+
+
+def test_a_forked_child_starts_with_no_lines() -> None:
+    turns = Turns(LONG)
+    held = turns.enter(KEY, later())
+    assert held is not None
+    pid = os.fork()
+    if pid == 0:  # the child: the holder is not here, its turn must not be waited for
+        came = turns.enter(KEY, time.monotonic() + 5)
+        os._exit(0 if came is not None and turns._lines[KEY][0] is came else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    turns.leave(KEY, held)
+    assert turns._lines == {}

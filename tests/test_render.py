@@ -6,12 +6,11 @@ import io
 import json
 import re
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
 
-from qstate import Change, InvalidNameError, StateInfo, _keys
+from qstate import Change, StateInfo
 from qstate_cli import render
 from qstate_cli.render import (
     Mode,
@@ -157,12 +156,3 @@ def test_plain_ascii_skips_the_control_pattern_only_when_it_would_change_nothing
         render._CONTROLS_JSON_LEAVES, render._escape, as_json
     )
     assert json.loads(render._escaped_json(as_json)) == text
-
-
-@given(_ESCAPABLE.filter(lambda text: 0 < len(text) <= 200))
-def test_a_scope_is_refused_exactly_when_it_holds_a_control_or_a_brace(scope: str) -> None:
-    if re.search(_keys._CONTROL, scope):
-        with pytest.raises(InvalidNameError, match="control characters"):
-            _keys.check_scope(scope)
-    else:
-        assert _keys.check_scope(scope) == scope

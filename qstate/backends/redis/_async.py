@@ -92,8 +92,8 @@ class AsyncRedisBackend(AsyncBackend):
         self.url = redact(url)
         self._prefix = self.options.prefix
         self._orphans: list[tuple[StateKey, str]] = []
-        self._turns = AsyncTurns()
         """Locks of transactions that timed out, to give back when the server answers."""
+        self._turns = AsyncTurns(self.options.lease)
         timeout = self.options.timeout
         common: dict[str, Any] = {
             "socket_timeout": timeout,

@@ -93,8 +93,8 @@ class RedisBackend(Backend):
         self.url = redact(url)
         self._prefix = self.options.prefix
         self._orphans: list[tuple[StateKey, str]] = []
-        self._turns = Turns()
         """Locks of transactions that timed out, to give back when the server answers."""
+        self._turns = Turns(self.options.lease)
         timeout = self.options.timeout
         common: dict[str, Any] = {
             "socket_timeout": timeout,

@@ -8,6 +8,13 @@ often, so some waited past ``lock_wait`` while later ones came and went.
 Here they line up first, in arrival order, and only the one at the front polls
 the lock; so a wait is bounded by the work queued before it in this process.
 
+A turn is held as long as the Redis lock it leads to (a transaction's body
+included), and lasts at most the lock's lease, as the lock does: a waiter
+behind a turn older than that takes it over. So a hung transaction, or a turn
+lost to a KeyboardInterrupt between two bytecodes, holds up this process's
+waiters no longer than it holds up the other processes. After ``fork()`` the
+child starts with no lines: the threads that stood in them are not there.
+
 ``AsyncTurns`` serves the tasks of one event loop, ``Turns`` the threads of a
 process (each flavour of the Redis backend holds one).
 """
@@ -15,103 +22,171 @@ process (each flavour of the Redis backend holds one).
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
+import weakref
 from collections import deque
-from typing import Generic, Protocol, TypeVar
+from contextlib import suppress
+from typing import Any, Generic, Protocol, TypeVar
 
 from ..._keys import StateKey
 
 
-def _left(deadline: float) -> float:
-    return max(deadline - time.monotonic(), 0)
-
-
-class _Ticket(Protocol):
+class _Event(Protocol):
     def set(self) -> None: ...
-    def is_set(self) -> bool: ...
 
 
-T = TypeVar("T", bound=_Ticket)
-
-AsyncTurn = asyncio.Event
-"""A turn of ``AsyncTurns``: set once it has come."""
-Turn = threading.Event
-"""A turn of ``Turns``: set once it has come."""
+E = TypeVar("E", bound=_Event)
 
 
-class _Lines(Generic[T]):
-    """A line of tickets per state; the front ticket is set: its holder's turn."""
+class _Turn(Generic[E]):
+    """A place in a state's line; its ``event`` is set when its turn comes."""
 
-    def __init__(self) -> None:
+    __slots__ = ("event", "since")
+
+    def __init__(self, event: E | None) -> None:
+        self.event = event  # None for a turn that came at once: nobody to wake
+        self.since = 0.0  # when its turn came (time.monotonic())
+
+
+AsyncTurn = _Turn[asyncio.Event]
+"""A turn of ``AsyncTurns``."""
+Turn = _Turn[threading.Event]
+"""A turn of ``Turns``."""
+
+
+class _Lines(Generic[E]):
+    """A line of turns per state; the front one is the turn being held."""
+
+    def __init__(self, lease: float) -> None:
+        self._lease = lease
         self._mutex = threading.Lock()  # uncontended in the async flavour
-        self._lines: dict[StateKey, deque[T]] = {}
+        self._lines: dict[StateKey, deque[_Turn[E]]] = {}
+        _EVERY.add(self)
 
-    def _join(self, key: StateKey, ticket: T) -> bool:
-        """Queue ``ticket``; True if it is the front one (its turn has come)."""
+    def _new_event(self) -> E:
+        raise NotImplementedError
+
+    def _join(self, key: StateKey) -> tuple[_Turn[E], bool]:
+        """A new turn in ``key``'s line, and whether it came at once (an empty line)."""
         with self._mutex:
-            line = self._lines.setdefault(key, deque())
-            line.append(ticket)
-            if len(line) > 1:
-                return False
-            ticket.set()
-            return True
+            line = self._lines.get(key)
+            if line is None:
+                turn: _Turn[E] = _Turn(None)
+                turn.since = time.monotonic()
+                self._lines[key] = deque([turn])
+                return turn, True
+            turn = _Turn(self._new_event())
+            line.append(turn)
+            return turn, False
 
-    def _give_up(self, key: StateKey, ticket: T) -> bool:
-        """Leave the line unserved; True if the turn came meanwhile (then it is ours)."""
-        with self._mutex:
-            if ticket.is_set():
-                return True
-            self._lines[key].remove(ticket)
-            return False
-
-    def leave(self, key: StateKey, ticket: T) -> None:
-        """End the turn ``enter`` gave: the next in line (if any) goes."""
+    def _poll(self, key: StateKey, turn: _Turn[E]) -> float | None:
+        """None if ``turn`` has come; else when the front turn's lease ends
+        (a front turn past its lease is taken over first)."""
         with self._mutex:
             line = self._lines[key]
-            line.remove(ticket)
+            now = time.monotonic()
+            while line[0] is not turn and line[0].since + self._lease <= now:
+                line.popleft()
+                self._next(line, now)
+            return None if line[0] is turn else line[0].since + self._lease
+
+    @staticmethod
+    def _next(line: deque[_Turn[E]], now: float) -> None:
+        front = line[0]
+        front.since = now
+        if front.event is not None:
+            front.event.set()
+
+    def _give_up(self, key: StateKey, turn: _Turn[E]) -> bool:
+        """Leave the line unserved; True if the turn came meanwhile (then it is ours)."""
+        with self._mutex:
+            line = self._lines[key]
+            if line[0] is turn:
+                return True
+            line.remove(turn)
+            return False
+
+    def leave(self, key: StateKey, turn: _Turn[E]) -> None:
+        """End a turn ``enter`` gave: the next in line (if any) goes. A turn
+        taken over after its lease (or lost in a fork) is already gone."""
+        with self._mutex:
+            line = self._lines.get(key)
+            if line is None or line[0] is not turn:
+                return
+            line.popleft()
             if line:
-                line[0].set()
+                self._next(line, time.monotonic())
             else:
                 del self._lines[key]
+
+    def _forget(self) -> None:
+        self._mutex = threading.Lock()  # another thread may have held it at the fork
+        self._lines = {}
+
+
+_EVERY: weakref.WeakSet[_Lines[Any]] = weakref.WeakSet()
+"""Every line keeper of this process, for the child of a fork to empty."""
+
+
+def _after_fork() -> None:
+    for lines in list(_EVERY):
+        lines._forget()
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 class AsyncTurns(_Lines[asyncio.Event]):
     """First come, first served, per state, for the tasks of one event loop."""
 
-    async def enter(self, key: StateKey, deadline: float) -> asyncio.Event | None:
-        """Wait for this task's turn on ``key``: its ticket (give it to ``leave``),
-        or None once ``time.monotonic()`` passes ``deadline``."""
-        ticket = asyncio.Event()
-        if self._join(key, ticket):
-            return ticket
+    def _new_event(self) -> asyncio.Event:
+        return asyncio.Event()
+
+    async def enter(self, key: StateKey, deadline: float) -> AsyncTurn | None:
+        """Wait for this task's turn on ``key`` (give it to ``leave``), or None
+        once ``time.monotonic()`` passes ``deadline``."""
+        turn, came = self._join(key)
+        if came:
+            return turn
+        assert turn.event is not None
         try:
-            async with asyncio.timeout(_left(deadline)):
-                await ticket.wait()
-        except TimeoutError:
-            return ticket if self._give_up(key, ticket) else None
+            while (lease_end := self._poll(key, turn)) is not None:
+                now = time.monotonic()
+                if now >= deadline:
+                    return turn if self._give_up(key, turn) else None
+                with suppress(TimeoutError):
+                    async with asyncio.timeout(min(deadline, lease_end) - now):
+                        await turn.event.wait()
         except BaseException:  # cancelled while in line
-            if self._give_up(key, ticket):
-                self.leave(key, ticket)
+            if self._give_up(key, turn):
+                self.leave(key, turn)
             raise
-        return ticket
+        return turn
 
 
 class Turns(_Lines[threading.Event]):
     """First come, first served, per state, for the threads of one process."""
 
-    def enter(self, key: StateKey, deadline: float) -> threading.Event | None:
-        """Wait for this thread's turn on ``key``: its ticket (give it to ``leave``),
-        or None once ``time.monotonic()`` passes ``deadline``."""
-        ticket = threading.Event()
-        if self._join(key, ticket):
-            return ticket
+    def _new_event(self) -> threading.Event:
+        return threading.Event()
+
+    def enter(self, key: StateKey, deadline: float) -> Turn | None:
+        """Wait for this thread's turn on ``key`` (give it to ``leave``), or None
+        once ``time.monotonic()`` passes ``deadline``."""
+        turn, came = self._join(key)
+        if came:
+            return turn
+        assert turn.event is not None
         try:
-            came = ticket.wait(_left(deadline))
+            while (lease_end := self._poll(key, turn)) is not None:
+                now = time.monotonic()
+                if now >= deadline:
+                    return turn if self._give_up(key, turn) else None
+                turn.event.wait(min(deadline, lease_end) - now)
         except BaseException:  # interrupted while in line
-            if self._give_up(key, ticket):
-                self.leave(key, ticket)
+            if self._give_up(key, turn):
+                self.leave(key, turn)
             raise
-        if came or self._give_up(key, ticket):
-            return ticket
-        return None
+        return turn
