@@ -65,7 +65,7 @@ def test_layout_is_readable_by_sqlite3(tmp_path: Path) -> None:
     ).fetchall()
     assert time.time() + 50 < expires_at <= time.time() + 60
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-    assert conn.execute("PRAGMA user_version").fetchone() == (3,)
+    assert conn.execute("PRAGMA user_version").fetchone() == (4,)
     assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 

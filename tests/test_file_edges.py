@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import json
 import os
+import re
 import resource
 import signal
 import socket
@@ -27,6 +28,7 @@ from typing import Any
 import pytest
 
 from qstate import AsyncStateRegistry, CorruptDataError, StateRegistry
+from qstate.backends.file import layout as sql
 
 QSTATE = str(Path(sys.executable).parent / "qstate")
 LAYOUT = """CREATE TABLE qstate_values (
@@ -128,7 +130,7 @@ def test_a_file_being_initialized_is_never_taken_for_another_programs(tmp_path: 
 
 def test_a_newer_layout_says_to_upgrade_and_is_left_alone(tmp_path: Path) -> None:
     newer = tmp_path / "state.db"
-    _sqlite(newer, LAYOUT, "PRAGMA user_version = 4", wal=True)
+    _sqlite(newer, LAYOUT, f"PRAGMA user_version = {sql.SCHEMA_VERSION + 1}", wal=True)
     before = _fingerprint(tmp_path)
     for args in (["get", "S", "a"], ["set", "S", "a", "1"]):
         result = qstate("--url", f"file:{newer}", *args)
@@ -389,7 +391,7 @@ def test_a_layout_1_file_reads_as_before_and_the_first_write_migrates_it(tmp_pat
         assert state.revision() == 1
         assert [c.changes for c in _first(state.watch(since=0))] == [[{"key": "b", "new": 2}]]
     conn = sqlite3.connect(db)
-    assert conn.execute("PRAGMA user_version").fetchone() == (3,)
+    assert conn.execute("PRAGMA user_version").fetchone() == (4,)
     assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     conn.close()
 
@@ -424,8 +426,57 @@ def test_a_layout_2_file_keeps_its_history_and_the_first_write_adds_origins(
         assert [(c.rev, c.origin is None) for c in state.history()] == [(1, True), (2, False)]
         assert state.history()[-1].origin == {"host": socket.gethostname(), "pid": os.getpid()}
     conn = sqlite3.connect(db)
-    assert conn.execute("PRAGMA user_version").fetchone() == (3,)
+    assert conn.execute("PRAGMA user_version").fetchone() == (4,)
     assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    conn.close()
+
+
+LAYOUT_3_CHANGES = LAYOUT_2_CHANGES.replace(
+    "changes TEXT NOT NULL,", "changes TEXT NOT NULL, origin TEXT, keep INTEGER,"
+)
+
+
+def test_a_layout_3_file_gets_its_state_expiry_index_with_the_first_write(
+    tmp_path: Path,
+) -> None:
+    """Layout 4 adds an index: a state's expired rows are found by a seek, not by
+    visiting every row of the state (history reads, TTL writes, commits)."""
+    db = tmp_path / "state.db"
+    _sqlite(
+        db,
+        LAYOUT,
+        "CREATE INDEX qstate_values_expiry ON qstate_values (expires_at)"
+        " WHERE expires_at IS NOT NULL",
+        LAYOUT_3_CHANGES,
+        "INSERT INTO qstate_values VALUES ('S', '', 'a', '1', 4102444800.0)",
+        "INSERT INTO qstate_changes VALUES"
+        " ('S', '', 1, 1.0, 2.0, '[{\"key\":\"a\",\"new\":1}]', NULL, NULL)",
+        "PRAGMA user_version = 3",
+        wal=True,
+    )
+    before = _fingerprint(tmp_path)["state.db"]
+    with StateRegistry(f"file:{db}") as registry:
+        state = registry.state("S")
+        assert state.get_all() == {"a": 1}
+        assert [change.rev for change in state.history()] == [1]
+        assert _fingerprint(tmp_path)["state.db"] == before, "a read does not migrate"
+        state.set("b", 2)
+        assert state.get_all() == {"a": 1, "b": 2}
+        assert [change.rev for change in state.history()] == [1, 2]
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA user_version").fetchone() == (4,)
+    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    params = ("S", "", 0, time.time(), 10)
+    for statement in (
+        sql.DELETE_EXPIRED_OF_STATE,
+        sql.FORGET_EXPIRED_HISTORY,
+        sql.LAST_CHANGES_AFTER[4],
+    ):
+        used = max(int(n) for n in re.findall(r"\?(\d)", statement))
+        plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + statement, params[:used])]
+        searches = [step for step in plan if "qstate_values" in step]
+        assert searches, plan
+        assert all("qstate_values_state_expiry" in step for step in searches), plan
     conn.close()
 
 

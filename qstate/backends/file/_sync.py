@@ -658,7 +658,7 @@ class FileBackend(Backend):
         qstate may have written it, and no write migrated it yet)."""
         if self._layout < 2:
             return []  # layout 1: no change logged
-        # 2 or 3: inspect() refuses a newer layout before anything is read
+        # 2 to 4: inspect() refuses a newer layout before anything is read
         return conn.execute(statements[self._layout], params).fetchall()
 
     def follower(self, key: StateKey, since: int | None) -> _Follower:

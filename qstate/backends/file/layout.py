@@ -40,6 +40,13 @@ by its first write; its older changes keep NULLs). ``keep`` is copied forward
 from the state's previous change when a writer has no ``history=``, so a
 writer without the setting trims the log to the size another one asked for.
 
+Layout 4 adds an index, so that finding a state's expired rows (every write
+with a TTL, every commit, every history read) is a seek, whatever the size of
+the state and however many expired rows of other states await the purge::
+
+    CREATE INDEX qstate_values_state_expiry ON qstate_values (state, scope, expires_at)
+        WHERE expires_at IS NOT NULL;
+
 A write appends its row in its own transaction, the revision computed by the
 INSERT itself (the last row's ``rev`` + 1), so two statements still make a
 ``set``: this INSERT, which also reads the old value, and the upsert. Every
@@ -61,8 +68,8 @@ from urllib.parse import quote
 
 from ..._errors import BackendUnavailableError, ConfigError, CorruptDataError, QStateError
 
-SCHEMA_VERSION = 3
-MIGRATES = (1, 2)
+SCHEMA_VERSION = 4
+MIGRATES = (1, 2, 3)
 """Older layouts the first write migrates (readers read them as they are)."""
 COLUMNS = ("state", "scope", "key", "value", "expires_at")
 TABLE = "qstate_values"
@@ -84,6 +91,8 @@ SCHEMA = (
         expires_at REAL,
         UNIQUE (state, scope, key)
     )""",
+    """CREATE INDEX IF NOT EXISTS qstate_values_state_expiry
+        ON qstate_values (state, scope, expires_at) WHERE expires_at IS NOT NULL""",
     """CREATE INDEX IF NOT EXISTS qstate_values_expiry
         ON qstate_values (expires_at) WHERE expires_at IS NOT NULL""",
     """CREATE TABLE IF NOT EXISTS qstate_changes (
@@ -193,11 +202,13 @@ _LAST_CHANGES_AFTER = f"""
     WHERE state = ?1 AND scope = ?2 AND rev > ?3 AND {_SINCE_EXPIRY}
     ORDER BY rev DESC LIMIT ?5"""  # noqa: S608
 CHANGES_AFTER = {
+    4: _CHANGES_AFTER.format(origin="origin"),
     3: _CHANGES_AFTER.format(origin="origin"),
     2: _CHANGES_AFTER.format(origin="NULL"),
 }
 """Changes after ?3 in order, as watchers read them, by layout (2 logged no origin)."""
 LAST_CHANGES_AFTER = {
+    4: _LAST_CHANGES_AFTER.format(origin="origin"),
     3: _LAST_CHANGES_AFTER.format(origin="origin"),
     2: _LAST_CHANGES_AFTER.format(origin="NULL"),
 }
@@ -376,9 +387,10 @@ def _foreign(path: Path, why: str) -> CorruptDataError:
 def init_schema(conn: sqlite3.Connection, path: Path) -> None:
     """Switch to WAL and create the layout, or migrate an older one (idempotent, safe to race).
 
-    Layout 1 becomes 3 by creating the change log table, layout 2 by adding
-    its origin column: existing rows are untouched, and the whole step is one
-    write transaction, so a crash leaves the old layout or the new, never a mix.
+    Layout 1 becomes 4 by creating the change log table and the index, layout
+    2 by adding the log's origin and keep columns and the index, layout 3 by
+    the index: existing rows are untouched, and the whole step is one write
+    transaction, so a crash leaves the old layout or the new, never a mix.
     """
     mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     if mode.lower() != "wal":
