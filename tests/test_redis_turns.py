@@ -143,9 +143,9 @@ def test_a_turn_held_past_its_lease_is_taken_over() -> None:
     # A hung transaction (or a turn lost to an interrupt) holds the line up no
     # longer than the Redis lock's lease, which is what other processes wait.
     turns = Turns(lease=0.2)
+    started = time.monotonic()
     hung = turns.enter(KEY, later())
     assert hung is not None
-    started = time.monotonic()
     taken = turns.enter(KEY, later())
     assert taken is not None
     assert time.monotonic() - started >= 0.2
