@@ -142,6 +142,7 @@ def test_url_forms(url: str, client_url: str, cluster: bool, prefix: str) -> Non
         ("redis://h/0?prefix=a:b", "prefix"),
         ("redis://h/0?timeout=never", "number of seconds"),
         ("redis://h/0?lease=0", "between"),
+        ("redis://h/0?lease=0.0005", "between 0.001"),  # Redis expires whole milliseconds
         ("redis://h/0?history=0", "history must be"),
         ("redis://h/0?history=lots", "history must be"),
     ],

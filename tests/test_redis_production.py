@@ -219,6 +219,36 @@ def test_a_hung_server_bounds_every_call_and_leaves_no_lock(stoppable: RedisServ
     raw.close()
 
 
+def test_a_transaction_cancelled_as_it_takes_the_lock_gives_it_back(redis_url: str) -> None:
+    # The server took the lock, and the task is cancelled as the reply comes in
+    # (asyncio.timeout around a transaction): the registry's next write must give
+    # the lock back, not wait out its 30 s lease (with lock_wait 5 s: fail).
+    async def main() -> None:
+        async with AsyncStateRegistry(f"{redis_url}?lease=30&lock_wait=5") as registry:
+            state = registry.state("Cancelled")
+            await state.set("n", 0)
+            backend: Any = registry.backend
+            real_eval = backend._eval
+
+            async def cancelled_as_the_reply_comes(script: Any, *args: Any) -> Any:
+                reply = await real_eval(script, *args)
+                if script is backend._acquire_script:
+                    raise asyncio.CancelledError
+                return reply
+
+            backend._eval = cancelled_as_the_reply_comes
+            with pytest.raises(asyncio.CancelledError):
+                async with state.transaction() as data:
+                    data["n"] = -1
+            backend._eval = real_eval
+            assert await state.incr("n") == 1
+
+    asyncio.run(main())
+    raw = redis.Redis.from_url(redis_url)
+    assert raw.keys("*Cancelled*:lock") == []
+    raw.close()
+
+
 def test_a_hung_server_bounds_async_transactions(stoppable: RedisServer) -> None:
     assert stoppable.process is not None
     process = stoppable.process

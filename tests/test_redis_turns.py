@@ -176,3 +176,24 @@ def test_a_forked_child_starts_with_no_lines() -> None:
     assert os.waitstatus_to_exitcode(status) == 0
     turns.leave(KEY, held)
     assert turns._lines == {}
+
+
+def test_a_turn_that_lapses_before_its_holder_runs_lets_it_go_on_without_one() -> None:
+    # The turn came while its holder was not running (a busy event loop, a
+    # descheduled thread) and lapsed: the holder goes on without a turn, and
+    # nobody's turn or the line breaks (found: KeyError, IndexError, a spin).
+    turns = Turns(lease=0.2)
+    first = turns.enter(KEY, later())
+    assert first is not None
+    asleep, came = turns._join(KEY)  # in line, but its thread does not run yet
+    assert not came
+    turns.leave(KEY, first)  # asleep's turn comes; its lease starts
+    third = turns.enter(KEY, later())  # takes the lapsed turn over after the lease
+    assert third is not None
+    assert turns._lines[KEY][0] is third
+    assert turns._poll(KEY, asleep) is None, "it does not stand in line again"
+    assert not turns._give_up(KEY, asleep)
+    turns.leave(KEY, asleep)  # a no-op: the line is third's
+    assert turns._lines[KEY][0] is third
+    turns.leave(KEY, third)
+    assert turns._lines == {}

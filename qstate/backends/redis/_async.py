@@ -363,6 +363,9 @@ class AsyncRedisBackend(AsyncBackend):
                 if not pool_exhausted(exc):
                     self._orphans.append((key, token))
                 raise translate(exc, self.url, key) from exc
+            except BaseException:  # cancelled or interrupted with the request sent
+                self._orphans.append((key, token))
+                raise
             if reply[0] == 1:
                 flat = reply[1]
                 try:

@@ -220,8 +220,8 @@ def _seconds(name: str, value: str) -> float:
         seconds = float(value)
     except ValueError:
         raise ConfigError(f"{name} must be a number of seconds, not {value!r}") from None
-    if not 0 < seconds <= 3600:
-        raise ConfigError(f"{name} must be between 0 and 3600 seconds, not {value!r}")
+    if not 0.001 <= seconds <= 3600:  # Redis expiries count whole milliseconds
+        raise ConfigError(f"{name} must be between 0.001 and 3600 seconds, not {value!r}")
     return seconds
 
 

@@ -43,11 +43,12 @@ E = TypeVar("E", bound=_Event)
 class _Turn(Generic[E]):
     """A place in a state's line; its ``event`` is set when its turn comes."""
 
-    __slots__ = ("event", "since")
+    __slots__ = ("event", "lapsed", "since")
 
     def __init__(self, event: E | None) -> None:
         self.event = event  # None for a turn that came at once: nobody to wake
         self.since = 0.0  # when its turn came (time.monotonic())
+        self.lapsed = False  # taken over after its lease: out of the line
 
 
 AsyncTurn = _Turn[asyncio.Event]
@@ -82,13 +83,21 @@ class _Lines(Generic[E]):
             return turn, False
 
     def _poll(self, key: StateKey, turn: _Turn[E]) -> float | None:
-        """None if ``turn`` has come; else when the front turn's lease ends
-        (a front turn past its lease is taken over first)."""
+        """None if ``turn`` has come, else when the front turn's lease ends (a
+        front turn past its lease is taken over first).
+
+        A turn that came while its holder was not running (a busy event loop,
+        a descheduled thread) may lapse before the holder sees it: the holder
+        then goes on without a turn, polling the lock as every waiter did
+        before lines existed, rather than stand in a line it is no longer in.
+        """
         with self._mutex:
-            line = self._lines[key]
+            if turn.lapsed:
+                return None
+            line = self._lines[key]  # holds ``turn``: only lapsing or leaving removes one
             now = time.monotonic()
             while line[0] is not turn and line[0].since + self._lease <= now:
-                line.popleft()
+                line.popleft().lapsed = True
                 self._next(line, now)
             return None if line[0] is turn else line[0].since + self._lease
 
@@ -102,6 +111,8 @@ class _Lines(Generic[E]):
     def _give_up(self, key: StateKey, turn: _Turn[E]) -> bool:
         """Leave the line unserved; True if the turn came meanwhile (then it is ours)."""
         with self._mutex:
+            if turn.lapsed:
+                return False
             line = self._lines[key]
             if line[0] is turn:
                 return True
