@@ -364,7 +364,7 @@ class RedisBackend(Backend):
                 if not pool_exhausted(exc):
                     self._orphans.append((key, token))
                 raise translate(exc, self.url, key) from exc
-            except BaseException:  # cancelled or interrupted with the request sent
+            except BaseException:  # cancelled or interrupted: it may have been sent
                 self._orphans.append((key, token))
                 raise
             if reply[0] == 1:
