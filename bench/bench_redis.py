@@ -46,6 +46,7 @@ import redis.asyncio
 from _timing import Row, acompare, compare, report
 
 from qstate import AsyncState, AsyncStateRegistry, State, StateRegistry
+from qstate._origin import origin_text
 from qstate.backends.redis import layout
 
 SINGLE = MODIFY = 1 / 1.2
@@ -127,7 +128,8 @@ def rows(url: str, run: dict[str, int]) -> list[Row]:
     def raw_script_set() -> Any:
         # the same EVALSHA qstate sends: shows what the script costs vs qstate's own work
         keys = (key, layout.lock_key(key), layout.log_key(key), layout.counter_key(key))
-        return client.evalsha(lock_checked_set, 4, *keys, "step", "1")
+        # ARGV ends with the writer's history size ("": the log's own) and the origin
+        return client.evalsha(lock_checked_set, 4, *keys, "step", "1", "", origin_text())
 
     def bump(data: dict[str, Any]) -> dict[str, Any]:
         return {**data, "n": data.get("n", 0) + 1}
