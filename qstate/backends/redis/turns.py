@@ -108,6 +108,24 @@ class _Lines(Generic[E]):
         if front.event is not None:
             front.event.set()
 
+    def _pause(self, key: StateKey, turn: _Turn[E], deadline: float) -> float | None:
+        """Seconds to wait before looking again, or None: waiting is over (see ``_outcome``)."""
+        lease_end = self._poll(key, turn)
+        now = time.monotonic()
+        if lease_end is None or now >= deadline:
+            return None
+        return min(deadline, lease_end) - now
+
+    def _outcome(self, key: StateKey, turn: _Turn[E]) -> _Turn[E] | None:
+        """When waiting is over: ``turn`` if it came, else None (it left the line)."""
+        came = self._poll(key, turn) is None or self._give_up(key, turn)
+        return turn if came else None
+
+    def _abandon(self, key: StateKey, turn: _Turn[E]) -> None:
+        """Leave the line on an exception, passing the turn on if it had come."""
+        if self._give_up(key, turn):
+            self.leave(key, turn)
+
     def _give_up(self, key: StateKey, turn: _Turn[E]) -> bool:
         """Leave the line unserved; True if the turn came meanwhile (then it is ours)."""
         with self._mutex:
@@ -163,18 +181,14 @@ class AsyncTurns(_Lines[asyncio.Event]):
             return turn
         assert turn.event is not None
         try:
-            while (lease_end := self._poll(key, turn)) is not None:
-                now = time.monotonic()
-                if now >= deadline:
-                    return turn if self._give_up(key, turn) else None
+            while (pause := self._pause(key, turn, deadline)) is not None:
                 with suppress(TimeoutError):
-                    async with asyncio.timeout(min(deadline, lease_end) - now):
+                    async with asyncio.timeout(pause):
                         await turn.event.wait()
         except BaseException:  # cancelled while in line
-            if self._give_up(key, turn):
-                self.leave(key, turn)
+            self._abandon(key, turn)
             raise
-        return turn
+        return self._outcome(key, turn)
 
 
 class Turns(_Lines[threading.Event]):
@@ -191,13 +205,9 @@ class Turns(_Lines[threading.Event]):
             return turn
         assert turn.event is not None
         try:
-            while (lease_end := self._poll(key, turn)) is not None:
-                now = time.monotonic()
-                if now >= deadline:
-                    return turn if self._give_up(key, turn) else None
-                turn.event.wait(min(deadline, lease_end) - now)
+            while (pause := self._pause(key, turn, deadline)) is not None:
+                turn.event.wait(pause)
         except BaseException:  # interrupted while in line
-            if self._give_up(key, turn):
-                self.leave(key, turn)
+            self._abandon(key, turn)
             raise
-        return turn
+        return self._outcome(key, turn)
