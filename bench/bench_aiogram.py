@@ -10,6 +10,10 @@ In one run, on one event loop:
   script) where RedisStorage does a GET then a SET.
 * Memory: ``QStateStorage("memory://")`` and aiogram's ``MemoryStorage``
   (a plain dict, shallow copies, no validation): ratios printed, no target.
+* Where a write's time goes, without qstate's Python: raw redis-py EVALSHA of a
+  script that only checks the transaction lock and writes, then of qstate's own
+  script, which also logs the change (every write is a revision that ``history``
+  and ``watch`` show; ``RedisStorage`` logs nothing). Shown for context.
 * Building a state object, which the storage does on every call: target ≤ 1 µs.
 
 The data is a typical dialog's: a few short strings and numbers.
@@ -20,10 +24,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import itertools
+import json
 import sys
 import timeit
 from collections.abc import Awaitable, Callable
 
+import redis.asyncio
 from _timing import Row, acompare, report
 from aiogram.fsm.storage.base import BaseStorage, StorageKey
 from aiogram.fsm.storage.memory import MemoryStorage
@@ -31,6 +39,8 @@ from aiogram.fsm.storage.redis import RedisStorage
 from bench_redis import private_server
 
 from qstate import AsyncState, AsyncStateRegistry
+from qstate._keys import StateKey
+from qstate.backends.redis import layout
 from qstate.integrations.aiogram import QStateStorage
 
 REDIS_TARGET = 0.9
@@ -41,10 +51,13 @@ Op = Callable[[], Awaitable[object]]
 
 
 def operations(storage: BaseStorage) -> list[tuple[str, Op]]:
+    # set_data alternates two documents, as a dialog's steps do: writing the same
+    # one again would change nothing, which qstate logs as no change.
+    documents = itertools.cycle([DATA, {**DATA, "step": 3}])
     return [
         ("set_state", lambda: storage.set_state(KEY, "Signup:age")),
         ("get_state", lambda: storage.get_state(KEY)),
-        ("set_data", lambda: storage.set_data(KEY, DATA)),
+        ("set_data", lambda: storage.set_data(KEY, next(documents))),
         ("get_data", lambda: storage.get_data(KEY)),
         ("update_data", lambda: storage.update_data(KEY, {"step": 3})),
         ("get_value", lambda: storage.get_value(KEY, "name")),
@@ -68,10 +81,44 @@ async def compare_storages(
     return rows
 
 
+NO_LOG_SET = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return redis.error_reply('QSTATE_LOCKED') end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 0
+"""
+"""qstate's SET script without its change log: the lock check and the write."""
+
+
+async def write_cost_rows(url: str, theirs: RedisStorage, run: dict[str, int]) -> list[Row]:
+    """Where set_state's time goes, in raw redis-py calls (no qstate code): a
+    script that only checks the transaction lock, then qstate's own script,
+    which also appends the change to the state's log."""
+    client = redis.asyncio.Redis.from_url(url)
+    data = layout.data_key("qstate", StateKey("aiogram.state", "42:-100123:7:default"))
+    keys = [data, layout.lock_key(data), layout.log_key(data), layout.counter_key(data)]
+    origin = json.dumps({"host": "bench", "pid": 1})
+    rows = []
+    for name, source in [("raw: lock check + HSET", NO_LOG_SET), ("raw: + the log", layout.SET)]:
+        sha = await client.script_load(source)
+
+        def call(sha: str = sha) -> Awaitable[object]:
+            return client.evalsha(sha, 4, *keys, "state", '"Signup:age"', "", origin)
+
+        def baseline() -> Awaitable[object]:
+            return theirs.set_state(KEY, "Signup:age")
+
+        rows.append(
+            await acompare("redis", name, call, "RedisStorage", baseline, **run, target=None)
+        )
+    await client.aclose()
+    return rows
+
+
 async def all_rows(url: str, run: dict[str, int]) -> list[Row]:
     ours = QStateStorage(url)
     theirs = RedisStorage.from_url(url)
     rows = await compare_storages("redis", ours, "RedisStorage", theirs, run, REDIS_TARGET)
+    rows += await write_cost_rows(url, theirs, run)
     await ours.close()
     await theirs.close()
     memory = QStateStorage("memory://")
@@ -89,11 +136,15 @@ def construction_us() -> dict[str, float]:
     registry = AsyncStateRegistry("memory://")
     storage = QStateStorage(registry)
     scope = "42:-100123:7:default"
+    storage.data_of(KEY)
+    again = dataclasses.replace(KEY)  # equal, not the same object
     cases = {
         "Data(registry, scope=...)": lambda: Data(registry, scope=scope),
         "Data(registry)": lambda: Data(registry),
         "registry.state(name, scope=...)": lambda: registry.state("aiogram.data", scope=scope),
-        "QStateStorage.data_of(key) (with the key builder)": lambda: storage.data_of(KEY),
+        "QStateStorage.data_of(key), an equal new key as events bring": lambda: storage.data_of(
+            again
+        ),
     }
     n = 100_000
     return {

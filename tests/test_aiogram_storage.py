@@ -411,3 +411,26 @@ def test_unserializable_data_is_refused_as_redis_storage_refuses_it(
 def test_bad_ttl_is_refused() -> None:
     with pytest.raises(ValueError, match="state_ttl"):
         QStateStorage("memory://", state_ttl=-1)
+
+
+def test_states_are_built_once_per_recent_key(with_storage: Any) -> None:
+    """Every event brings a new, equal StorageKey: its states come from the cache,
+    which stays bounded however many users write."""
+    from qstate.integrations.aiogram import STATES_CACHED
+
+    async def body(storage: QStateStorage) -> None:
+        first = StorageKey(bot_id=1, chat_id=2, user_id=3)
+        again = StorageKey(bot_id=1, chat_id=2, user_id=3)
+        other = StorageKey(bot_id=1, chat_id=2, user_id=3, thread_id=4)
+        assert storage.data_of(again) is storage.data_of(first)
+        assert storage.state_of(again) is storage.state_of(first)
+        assert storage.data_of(other).scope != storage.data_of(first).scope
+        await storage.set_state(first, "s")
+        assert await storage.get_state(again) == "s"
+        assert await storage.get_state(other) is None
+        for user in range(STATES_CACHED + 10):
+            storage.data_of(StorageKey(bot_id=1, chat_id=2, user_id=user))
+        assert storage._states.cache_info().currsize == STATES_CACHED
+        assert await storage.get_state(first) == "s", "a key that left the cache is built anew"
+
+    with_storage(body)

@@ -255,7 +255,12 @@ class AsyncRedisBackend(AsyncBackend):
 
     async def get(self, key: StateKey, field: str) -> JSONValue | _Missing:
         try:
-            raw = await self._once_more(lambda: self._client.hget(self._key(key), field))
+            try:  # _once_more inlined: a read's whole cost is a round trip and this
+                raw = await self._client.hget(self._key(key), field)
+            except RedisConnectionError as exc:
+                if pool_exhausted(exc):
+                    raise
+                raw = await self._client.hget(self._key(key), field)
         except REDIS_ERRORS as exc:
             raise translate(exc, self.url, key) from exc
         if raw is None:
@@ -267,11 +272,18 @@ class AsyncRedisBackend(AsyncBackend):
 
     async def get_all(self, key: StateKey) -> Document:
         try:
-            mapping = await self._once_more(lambda: self._client.hgetall(self._key(key)))
+            try:  # _once_more inlined, as in get
+                mapping = await self._client.hgetall(self._key(key))
+            except RedisConnectionError as exc:
+                if pool_exhausted(exc):
+                    raise
+                mapping = await self._client.hgetall(self._key(key))
         except REDIS_ERRORS as exc:
             raise translate(exc, self.url, key) from exc
-        flat = [item for pair in mapping.items() for item in pair]
-        return self._decode_flat(flat, key)
+        try:  # redis-py already paired the reply up: decode it as it is
+            return {field.decode(): decode(text) for field, text in mapping.items()}
+        except (UnicodeDecodeError, CorruptDataError) as exc:
+            raise self._corrupt(key, exc) from None
 
     async def list_states(self, prefix: str = "") -> StateList:
         pattern = layout.scan_pattern(self._prefix, prefix)

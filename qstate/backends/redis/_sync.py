@@ -256,7 +256,12 @@ class RedisBackend(Backend):
 
     def get(self, key: StateKey, field: str) -> JSONValue | _Missing:
         try:
-            raw = self._once_more(lambda: self._client.hget(self._key(key), field))
+            try:  # _once_more inlined: a read's whole cost is a round trip and this
+                raw = self._client.hget(self._key(key), field)
+            except RedisConnectionError as exc:
+                if pool_exhausted(exc):
+                    raise
+                raw = self._client.hget(self._key(key), field)
         except REDIS_ERRORS as exc:
             raise translate(exc, self.url, key) from exc
         if raw is None:
@@ -268,11 +273,18 @@ class RedisBackend(Backend):
 
     def get_all(self, key: StateKey) -> Document:
         try:
-            mapping = self._once_more(lambda: self._client.hgetall(self._key(key)))
+            try:  # _once_more inlined, as in get
+                mapping = self._client.hgetall(self._key(key))
+            except RedisConnectionError as exc:
+                if pool_exhausted(exc):
+                    raise
+                mapping = self._client.hgetall(self._key(key))
         except REDIS_ERRORS as exc:
             raise translate(exc, self.url, key) from exc
-        flat = [item for pair in mapping.items() for item in pair]
-        return self._decode_flat(flat, key)
+        try:  # redis-py already paired the reply up: decode it as it is
+            return {field.decode(): decode(text) for field, text in mapping.items()}
+        except (UnicodeDecodeError, CorruptDataError) as exc:
+            raise self._corrupt(key, exc) from None
 
     def list_states(self, prefix: str = "") -> StateList:
         pattern = layout.scan_pattern(self._prefix, prefix)

@@ -9,6 +9,11 @@ slot pays one uncontended semaphore step; one that does not waits up to
 ``timeout``, then fails with the same message as redis-py's blocking pool.
 The sync flavour uses redis-py's ``BlockingConnectionPool``, whose cost is
 negligible there.
+
+The async pool's connections also pack commands with hiredis when it is
+installed (``qstate[redis]`` installs it), as redis-py's sync connections
+already do: redis.asyncio packs in Python, 9 µs for a write script's 18
+arguments against hiredis's 1 µs (about 5 % of a loopback write, measured here).
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ from typing import Any
 from redis import BlockingConnectionPool
 from redis.asyncio import ConnectionPool as AsyncConnectionPool
 from redis.asyncio.connection import AbstractConnection
+from redis.connection import HiredisRespSerializer
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.utils import HIREDIS_AVAILABLE
 
 from .errors import POOL_EXHAUSTED
 
@@ -34,6 +41,8 @@ class AsyncWaitingPool(AsyncConnectionPool):
 
     def __init__(self, *args: Any, timeout: float | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if HIREDIS_AVAILABLE:
+            self.connection_class = _hiredis_packing(self.connection_class)
         self._slots = asyncio.Semaphore(self.max_connections)
         self._wait = timeout
 
@@ -60,3 +69,18 @@ class AsyncWaitingPool(AsyncConnectionPool):
             await super().release(connection)
         finally:
             self._slots.release()
+
+
+class _HiredisPacking:
+    """Packs with hiredis, as redis-py's sync ``Connection`` does (same bytes)."""
+
+    _packer = HiredisRespSerializer()
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        packed: list[bytes] = self._packer.pack(*args)
+        return packed
+
+
+def _hiredis_packing(connection_class: type[AbstractConnection]) -> type[AbstractConnection]:
+    """``connection_class`` (TCP, TLS or a Unix socket, as the URL says) packing with hiredis."""
+    return type(connection_class.__name__, (_HiredisPacking, connection_class), {})
