@@ -91,6 +91,37 @@ def test_replace_sets_the_ttl_or_keeps_the_expiry(flavour: Flavour, registry: An
     assert info.ttl is None
 
 
+def test_replace_of_the_same_keys_writes_only_what_changed(
+    flavour: Flavour, registry: Any
+) -> None:
+    """A dialog's next step: the same keys, one new value. Only that key is a
+    change, the order and the expiry stay, and a new TTL still applies."""
+    run = flavour.run
+    expiring = flavour.state_class("R")(registry, ttl=30)
+    run(expiring.replace({"name": "Ann", "step": 1, "tags": [1]}))
+    forever = flavour.state_class("R")(registry, ttl=None)
+    run(forever.replace({"name": "Ann", "step": 2, "tags": [1]}))
+    data = run(forever.get_all())
+    assert data == {"name": "Ann", "step": 2, "tags": [1]}
+    assert list(data) == ["name", "step", "tags"]
+    [info] = run(registry.list_states("R"))
+    assert info.ttl is not None, "a write without a TTL keeps the state's expiry"
+    assert 25 < info.ttl <= 30
+    if registry.backend.keeps_revisions:  # the example backend keeps none
+        [change] = run(forever.history(limit=1))
+        assert change.changes == [{"key": "step", "old": 1, "new": 2}]
+        revision = run(forever.revision())
+        run(forever.replace({"name": "Ann", "step": 2, "tags": [1]}))
+        assert run(forever.revision()) == revision, "no change, no revision"
+    longer = flavour.state_class("R")(registry, ttl=120)
+    run(longer.replace({"name": "Ann", "step": 3, "tags": [1]}))
+    [info] = run(registry.list_states("R"))
+    assert info.ttl is not None
+    assert 110 < info.ttl <= 120
+    run(longer.replace({"step": 4, "name": "Ann", "tags": [1]}))
+    assert list(run(longer.get_all())) == ["step", "name", "tags"], "a new order is kept"
+
+
 def test_replace_inside_its_own_transaction_is_refused(flavour: Flavour, make_state: Any) -> None:
     state = make_state()
     with pytest.raises(UsageError), flavour.transaction(state):

@@ -490,11 +490,30 @@ REPLACE = (
     _UNLESS_LOCKED
     + """
 local key = KEYS[1]
-local pttl = redis.call('PTTL', key)
 local before = redis.call('HGETALL', key)
+local same_keys = #before == #ARGV - 1
+for i = 1, #before, 2 do
+  if not same_keys or before[i] ~= ARGV[i + 1] then same_keys = false break end
+end
+local entries = {}
+if same_keys then  -- the same keys in the same order: write the values that changed
+  local changed = {}
+  for i = 2, #ARGV, 2 do
+    if before[i] ~= ARGV[i + 1] then
+      entries[#entries + 1] = qentry(ARGV[i], before[i], ARGV[i + 1])
+      changed[#changed + 1] = ARGV[i]
+      changed[#changed + 1] = ARGV[i + 1]
+    end
+  end
+  for i = 1, #changed, 2000 do
+    redis.call('HSET', key, unpack(changed, i, math.min(i + 1999, #changed)))
+  end
+  if #ARGV > 1 and ARGV[1] ~= '' then redis.call('PEXPIRE', key, ARGV[1]) end
+  qlog(entries, ARGV[1] ~= '' or #before == 0)
+  return 0
+end
 local old = {}
 for i = 1, #before, 2 do old[before[i]] = before[i + 1] end
-local entries = {}
 for i = 2, #ARGV, 2 do
   local was = old[ARGV[i]]
   if was ~= ARGV[i + 1] then entries[#entries + 1] = qentry(ARGV[i], was or false, ARGV[i + 1]) end
@@ -503,7 +522,8 @@ end
 for i = 1, #before, 2 do
   if old[before[i]] then entries[#entries + 1] = qentry(before[i], before[i + 1], false) end
 end
-redis.call('DEL', key)
+local pttl = redis.call('PTTL', key)
+redis.call('DEL', key)  -- written anew, so the keys read back in the new order
 for i = 2, #ARGV, 2000 do
   redis.call('HSET', key, unpack(ARGV, i, math.min(i + 1999, #ARGV)))
 end
@@ -518,7 +538,10 @@ return 0
 """ARGV: ttl_ms or '', then field, value pairs (none: the state is removed).
 
 Makes the state exactly the given pairs in one step, without a transaction's
-lock; without a new TTL the state keeps the expiry it had, as a transaction does.
+lock; without a new TTL the state keeps the expiry it had, as a transaction
+does. The keys read back in the given order: a state with other keys, or the
+same keys in another order, is written anew; one with the same keys in the
+same order (a dialog's next step) gets only its changed values written.
 """
 
 SNAPSHOT = """
