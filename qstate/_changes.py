@@ -19,11 +19,12 @@ Retention: a log keeps the last :data:`LOG_SIZE` changes of a state, or the
 which the file and Redis logs store for writers that do not say. The log is
 also the state's history (``history()``, ``as_of()``, ``restore()``), so it
 expires with the state; its counter lingers :data:`LINGER` seconds more, so
-the next write continues the count. When a write removes a state (a clear, a
-delete of its last key) its counter and log are both kept ``LINGER`` seconds
-longer, so a watcher sees the removal. A state re-created after that starts a
-new life at revision 1; a connected watcher follows it into the new life (its
-next change is rev 1).
+the next write continues the count (the file log keeps no count apart from
+its changes: there the next write begins a new life, as below). When a write
+removes a state (a clear, a delete of its last key) its counter and log are
+both kept ``LINGER`` seconds longer, so a watcher sees the removal. A state
+re-created after that starts a new life at revision 1; a connected watcher
+follows it into the new life (its next change is rev 1).
 A watcher that falls more than the retained log behind gets
 :class:`~qstate.ChangesLostError`, never a silent gap.
 """

@@ -7,6 +7,7 @@ for every (backend, flavour) pair from ``conftest.py``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import socket
@@ -33,6 +34,8 @@ from qstate import (
 )
 from qstate._changes import LOG_SIZE
 from qstate._txguard import OPEN_COUNT
+from qstate.backends.file import FileBackend
+from qstate.backends.file._async import AsyncFileBackend
 from tests.conftest import Flavour
 
 SEED_OUTPUT = {"state": "await_phone", "step": 1, "prompt": "Введите телефон"}
@@ -798,14 +801,57 @@ def test_history_expires_with_its_state(flavour: Flavour, registry: Any, make_st
     run(lasting.set("plain", 1))  # written again without a TTL
     [plain] = run(lasting.history())
     assert plain.changes == [{"key": "plain", "new": 1}], "the old life stays gone"
-    with pytest.raises(ChangesLostError):
-        run(lasting.as_of(plain.rev - 1))
+    if isinstance(registry.backend, (FileBackend, AsyncFileBackend)):
+        # The file log keeps no count apart from its changes: forgetting them
+        # begins a new life, as the purge does (watchers follow it from rev 1).
+        assert plain.rev == 1
+        assert run(lasting.as_of(0)) == {}
+    else:  # the count outlives the log by LINGER seconds
+        assert plain.rev == 3
+        with pytest.raises(ChangesLostError):
+            run(lasting.as_of(plain.rev - 1))
     assert run(lasting.as_of(plain.rev)) == {"plain": 1}
     again = make_state("Expiring", ttl=30)
     run(again.set("fresh", True))
     assert [c.changes for c in run(again.history())] == [
         [{"key": "plain", "new": 1}],
         [{"key": "fresh", "new": True}],
+    ]
+
+
+def test_a_state_written_again_after_it_expired_shows_no_old_history(
+    flavour: Flavour, registry: Any, make_state: Any
+) -> None:
+    """Even when the new write overwrites every key the state had (on the file
+    backend the expired rows were the line its history ended at)."""
+    if not _keeps_revisions(registry):
+        pytest.skip("checked by test_history_is_the_kept_changes_after_the_fact")
+    run = flavour.run
+
+    def drain(changes: Any) -> list[Any]:
+        if not flavour.is_async:
+            return list(changes)
+
+        async def read() -> list[Any]:
+            return [change async for change in changes]
+
+        found: list[Any] = run(read())
+        return found
+
+    expiring = make_state("Again", ttl=1)
+    run(expiring.set("a", 1))
+    run(expiring.set("a", 2))
+    time.sleep(2)
+    plain = make_state("Again", ttl=None)
+    assert drain(plain.watch(since=0, timeout=1)) == [], "an expired log is not replayed"
+    run(plain.set("a", 3))
+    assert [c.changes for c in run(plain.history())] == [[{"key": "a", "new": 3}]]
+    latest = run(plain.revision())
+    for rev in range(latest):
+        with contextlib.suppress(ChangesLostError):  # or nothing at all
+            assert run(plain.as_of(rev)) == {}, "nothing from before the expiry"
+    assert [c.changes for c in drain(plain.watch(since=latest - 1, timeout=1))] == [
+        [{"key": "a", "new": 3}]
     ]
 
 

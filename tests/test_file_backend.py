@@ -23,6 +23,7 @@ from qstate import (
     State,
     StateRegistry,
 )
+from qstate._keys import StateKey
 from qstate._model import check_changes
 from qstate.backends.file import parse_url
 
@@ -118,7 +119,7 @@ def _pragma(registry: StateRegistry, name: str) -> Any:
     """A PRAGMA as seen by the backend's own pooled write connection."""
     backend = registry.backend
     return backend._write(  # type: ignore[attr-defined]
-        lambda conn, now: conn.execute(f"PRAGMA {name}").fetchone()[0]
+        StateKey("Probe", ""), lambda conn, now: conn.execute(f"PRAGMA {name}").fetchone()[0]
     )
 
 
@@ -276,9 +277,9 @@ def _rows_changed(registry: StateRegistry, action: Any) -> int:
         logged = conn.execute("SELECT count(*) FROM qstate_changes").fetchone()[0]
         return conn, conn.total_changes, logged
 
-    conn, before, logged_before = registry.backend._write(probe)  # type: ignore[attr-defined]
+    conn, before, logged_before = registry.backend._write(StateKey("Probe", ""), probe)  # type: ignore[attr-defined]
     action()
-    same, after, logged_after = registry.backend._write(probe)  # type: ignore[attr-defined]
+    same, after, logged_after = registry.backend._write(StateKey("Probe", ""), probe)  # type: ignore[attr-defined]
     assert same is conn, "one pooled connection saw the whole action"
     assert logged_after - logged_before <= 1, "one change-log row per change at most"
     return int(after - before - (logged_after - logged_before))

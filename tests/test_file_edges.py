@@ -11,7 +11,6 @@ import asyncio
 import hashlib
 import json
 import os
-import re
 import resource
 import signal
 import socket
@@ -466,14 +465,14 @@ def test_a_layout_3_file_gets_its_state_expiry_index_with_the_first_write(
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA user_version").fetchone() == (4,)
     assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-    params = ("S", "", 0, time.time(), 10)
-    for statement in (
-        sql.DELETE_EXPIRED_OF_STATE,
-        sql.FORGET_EXPIRED_HISTORY,
-        sql.LAST_CHANGES_AFTER[4],
+    now = time.time()
+    for statement, params in (
+        (sql.DELETE_EXPIRED_OF_STATE, ("S", "", 0, now)),
+        (sql.LAST_EXPIRY, ("S", "", now)),  # every write
+        (sql.LAST_CHANGES_AFTER[4], ("S", "", 0, now, 10)),
+        (sql.CHANGES_AFTER[4], ("S", "", 0, now)),
     ):
-        used = max(int(n) for n in re.findall(r"\?(\d)", statement))
-        plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + statement, params[:used])]
+        plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + statement, params)]
         searches = [step for step in plan if "qstate_values" in step]
         assert searches, plan
         assert all("qstate_values_state_expiry" in step for step in searches), plan

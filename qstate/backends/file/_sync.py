@@ -288,14 +288,9 @@ class FileBackend(Backend):
         except (sqlite3.Error, OSError) as exc:
             raise sql.translate(exc, self.path) from exc
 
-    def _write(
-        self, body: Callable[..., _T], *args: Any, expired_of: StateKey | None = None
-    ) -> _T:
-        """Run ``body(conn, now, *args)`` inside one ``BEGIN IMMEDIATE`` transaction.
-
-        ``expired_of``: the state whose expired rows the write deletes; they
-        mark where its history ended, so the changes before go first.
-        """
+    def _write(self, key: StateKey, body: Callable[..., _T], *args: Any) -> _T:
+        """Run ``body(conn, now, *args)``, a write of state ``key``, inside one
+        ``BEGIN IMMEDIATE`` transaction, the state's expired life ended first."""
         self._lock_writers()
         try:
             conn = self._checkout()
@@ -304,8 +299,7 @@ class FileBackend(Backend):
                 now = time.time()
                 if now >= self._next_purge:
                     self._purge(conn, now)
-                if expired_of is not None:
-                    conn.execute(sql.FORGET_EXPIRED_HISTORY, (*expired_of, None, now))
+                _end_expired_life(conn, key, now)
                 result = body(conn, now, *args)
                 conn.execute("COMMIT")
                 return result
@@ -434,7 +428,7 @@ class FileBackend(Backend):
             self._log(conn, now, key, sql.LOG_SET, field, text)  # reads the old value
             self._put(conn, now, key, [(field, text)], ttl)
 
-        self._write(body, expired_of=key if ttl is not None else None)
+        self._write(key, body)
 
     def update(self, key: StateKey, mapping: Document, ttl: float | None) -> Document:
         rows = [(field, encode(value)) for field, value in mapping.items()]
@@ -450,7 +444,7 @@ class FileBackend(Backend):
             result.update(mapping)
             return result
 
-        return self._write(body, expired_of=key if ttl is not None else None)
+        return self._write(key, body)
 
     def delete(self, key: StateKey, fields: Sequence[str], ttl: float | None) -> int:
         if not self._ready and not self.path.exists():
@@ -467,7 +461,7 @@ class FileBackend(Backend):
             self._log_texts(conn, now, key, removed)
             return len(removed)
 
-        return self._write(body)
+        return self._write(key, body)
 
     def clear(self, key: StateKey) -> bool:
         if not self._ready and not self.path.exists():
@@ -479,7 +473,7 @@ class FileBackend(Backend):
             self._log_texts(conn, now, key, [text_entry(f, text, None) for f, text, _ in live])
             return bool(live)
 
-        return self._write(body, expired_of=key)
+        return self._write(key, body)
 
     def replace(self, key: StateKey, data: Document, ttl: float | None) -> None:
         if not data and not self._ready and not self.path.exists():
@@ -505,7 +499,7 @@ class FileBackend(Backend):
             removed = [f for f in old if f not in data]
             self._log_texts(conn, now, key, _text_diff(old, changed, removed))
 
-        self._write(body, expired_of=key)  # DELETE_STATE takes the expired rows too
+        self._write(key, body)
 
     def incr(
         self, key: StateKey, field: str, amount: int | float, ttl: float | None
@@ -519,7 +513,7 @@ class FileBackend(Backend):
             self._put(conn, now, key, [(field, text)], ttl)
             return result
 
-        return self._write(body, expired_of=key if ttl is not None else None)
+        return self._write(key, body)
 
     # -- transactions ------------------------------------------------------
     # Split into begin / commit / abort so that the async twin can run each step
@@ -571,13 +565,11 @@ class FileBackend(Backend):
             kept_all = stored.keys() <= document.keys()  # the common case, checked in C
             removed = [] if kept_all else [f for f in stored if f not in document]
             now = time.time()
-            conn.execute(sql.FORGET_EXPIRED_HISTORY, (*key, None, now))  # see _write
+            # Also takes expired rows, which would live again with a new expiry,
+            # or give a key written anew their old rowid, so their place.
+            _end_expired_life(conn, key, now)
             new_expiry = now + ttl if ttl is not None else expires
             if document and _keeps_order(stored, document, removed):
-                if ttl is not None or any(field not in stored for field in changed):
-                    # Expired rows (invisible) would live again with the new expiry,
-                    # or give a key written anew their old rowid, so their place.
-                    conn.execute(sql.DELETE_EXPIRED_OF_STATE, (*key, None, now))
                 conn.executemany(sql.DELETE_KEY, [(*key, f, now) for f in removed])
                 conn.executemany(
                     sql.UPSERT_WITH_EXPIRY,
@@ -708,6 +700,20 @@ class FileBackend(Backend):
             conn.close()
 
 
+def _end_expired_life(conn: sqlite3.Connection, key: StateKey, now: float) -> None:
+    """If the state expired and no write came since, forget its history up to the
+    expiry, then delete its expired rows, which mark that line for readers.
+
+    Every write of a state does this first: one that overwrote the expired rows
+    in place would erase the line and bring the history from before the expiry
+    back. When the state did not expire (nearly always) it costs one index seek.
+    """
+    expired = conn.execute(sql.LAST_EXPIRY, (*key, now)).fetchone()[0]
+    if expired is not None:
+        conn.execute(sql.FORGET_HISTORY_UNTIL, (*key, expired))
+        conn.execute(sql.DELETE_EXPIRED_OF_STATE, (*key, None, now))
+
+
 def _changed_texts(
     stored: dict[str, str], document: Document, fields: list[str]
 ) -> dict[str, str]:
@@ -775,7 +781,9 @@ class _Follower:
         """The changes logged since the last poll (maybe none)."""
         rows = (
             self.backend._read(
-                self.backend._log_rows, sql.CHANGES_AFTER, (*self.key, self.position)
+                self.backend._log_rows,
+                sql.CHANGES_AFTER,
+                (*self.key, self.position, time.time()),
             )
             or []
         )

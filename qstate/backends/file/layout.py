@@ -52,10 +52,10 @@ INSERT itself (the last row's ``rev`` + 1), so two statements still make a
 ``set``: this INSERT, which also reads the old value, and the upsert. Every
 100th revision (every Nth below 100) also deletes the rows more than N (the
 state's ``history``) behind. The periodic purge deletes the rows of a state
-that expired (its history goes with it; until then reads hide them, and a
-write with a TTL deletes them first) and of one removed (no live key) with no
-change for ``LINGER`` seconds; the next write then starts a new life (a new
-``epoch``).
+that expired (its history goes with it; until then reads hide them, and the
+state's next write deletes them first) and of one removed (no live key) with
+no change for ``LINGER`` seconds; the next write then starts a new life (a
+new ``epoch``).
 """
 
 from __future__ import annotations
@@ -187,16 +187,16 @@ LATEST_CHANGE = (
     "SELECT rev, epoch FROM qstate_changes WHERE state = ?1 AND scope = ?2 "
     "ORDER BY rev DESC LIMIT 1"
 )
-_CHANGES_AFTER = (
-    "SELECT rev, epoch, time, changes, {origin} FROM qstate_changes "
-    "WHERE state = ?1 AND scope = ?2 AND rev > ?3 ORDER BY rev LIMIT 1000"
-)
 _SINCE_EXPIRY = """time > coalesce((
         SELECT max(expires_at) FROM qstate_values
         WHERE state = ?1 AND scope = ?2 AND expires_at <= ?4), 0)"""
 """A change made after the state last expired: an expired state's rows linger
 (expired) until a write or the purge deletes them, and their expiry is the
 line its history ends at."""
+_CHANGES_AFTER = f"""
+    SELECT rev, epoch, time, changes, {{origin}} FROM qstate_changes
+    WHERE state = ?1 AND scope = ?2 AND rev > ?3 AND {_SINCE_EXPIRY}
+    ORDER BY rev LIMIT 1000"""  # noqa: S608
 _LAST_CHANGES_AFTER = f"""
     SELECT rev, time, changes, {{origin}} FROM qstate_changes
     WHERE state = ?1 AND scope = ?2 AND rev > ?3 AND {_SINCE_EXPIRY}
@@ -206,7 +206,8 @@ CHANGES_AFTER = {
     3: _CHANGES_AFTER.format(origin="origin"),
     2: _CHANGES_AFTER.format(origin="NULL"),
 }
-"""Changes after ?3 in order, as watchers read them, by layout (2 logged no origin)."""
+"""Changes after ?3 in order, as watchers read them, by layout (2 logged no
+origin); as in history, none from before the state last expired (?4: now)."""
 LAST_CHANGES_AFTER = {
     4: _LAST_CHANGES_AFTER.format(origin="origin"),
     3: _LAST_CHANGES_AFTER.format(origin="origin"),
@@ -214,10 +215,14 @@ LAST_CHANGES_AFTER = {
 }
 """The last ?5 changes after ?3, newest first (``LIMIT -1``: all of them), by
 layout; none from before the state last expired: its history went with it."""
-FORGET_EXPIRED_HISTORY = f"""
-    DELETE FROM qstate_changes WHERE state = ?1 AND scope = ?2 AND NOT ({_SINCE_EXPIRY})"""  # noqa: S608
-"""Run before a write deletes a state's expired rows, which mark where its
-history ended (the periodic purge does the same for every state)."""
+LAST_EXPIRY = (
+    "SELECT max(expires_at) FROM qstate_values "
+    "WHERE state = ?1 AND scope = ?2 AND expires_at <= ?3"
+)
+"""When the state expired, while its expired rows are still there (a seek on
+the partial expiry index; NULL when it did not expire)."""
+FORGET_HISTORY_UNTIL = "DELETE FROM qstate_changes WHERE state = ?1 AND scope = ?2 AND time <= ?3"
+"""The changes from before the state expired at ?3: its history went with it."""
 PURGE_CHANGES = """
     DELETE FROM qstate_changes WHERE time <= (
         SELECT max(v.expires_at) FROM qstate_values AS v

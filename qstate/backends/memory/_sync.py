@@ -432,6 +432,9 @@ class MemoryBackend(Backend):
         try:
             while True:
                 kept = list(log.entries)  # one C call: never torn by a writer
+                doc = self._docs.get(key)
+                if kept and doc is not None and doc.expires is not None and doc.expired():
+                    kept = []  # expired, not yet swept: its history went with it
                 if kept and kept[-1][0] > position:
                     oldest = kept[0][0]
                     if oldest > position + 1:
