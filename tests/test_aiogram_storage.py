@@ -23,6 +23,8 @@ from aiogram.fsm.state import State as FSMState
 from aiogram.fsm.state import StatesGroup
 from aiogram.fsm.storage.base import DefaultKeyBuilder, StorageKey
 from aiogram.fsm.storage.redis import RedisStorage
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from qstate import MAX_INTEGER, AsyncStateRegistry
 from qstate.integrations.aiogram import QStateEventIsolation, QStateStorage
@@ -287,6 +289,59 @@ def test_any_storage_key_maps_to_a_readable_state(with_storage: Any, key: Storag
         assert await storage.get_data(almost) == {}
 
     with_storage(body)
+
+
+AMBIGUOUS_KEYS = [
+    StorageKey(bot_id=42, chat_id=1, user_id=3),
+    StorageKey(bot_id=42, chat_id=1, user_id=3, thread_id=0),
+    StorageKey(bot_id=42, chat_id=1, user_id=3, business_connection_id=""),
+    StorageKey(bot_id=42, business_connection_id="1", chat_id=2, user_id=3),
+    StorageKey(bot_id=42, chat_id=1, thread_id=2, user_id=3),
+    StorageKey(bot_id=42, chat_id=1, user_id=2, destiny="3:default"),
+    StorageKey(bot_id=42, chat_id=1, user_id=2, destiny="3"),
+    StorageKey(bot_id=42, business_connection_id="a:b", chat_id=1, user_id=3),
+    StorageKey(bot_id=42, business_connection_id="a", chat_id=1, user_id=3, destiny="b:default"),
+    StorageKey(bot_id=42, chat_id=1, user_id=3, destiny="#" + "0" * 32),
+]
+
+
+def test_keys_that_aiogram_would_join_alike_get_states_of_their_own(with_storage: Any) -> None:
+    """DefaultKeyBuilder's plain join gives some of these the same text (a
+    business connection "1" reads as a chat); the default scopes tell them apart."""
+
+    async def body(storage: QStateStorage) -> None:
+        scopes = [storage.state_of(key).scope for key in AMBIGUOUS_KEYS]
+        assert len(set(scopes)) == len(AMBIGUOUS_KEYS), scopes
+        assert scopes[0] == "42:1:3:default", "an ordinary key keeps its readable scope"
+        for i, key in enumerate(AMBIGUOUS_KEYS):
+            await storage.set_data(key, {"i": i})
+        for i, key in enumerate(AMBIGUOUS_KEYS):
+            assert await storage.get_data(key) == {"i": i}
+            parts = storage.state_of(key).scope.split(":")
+            assert parts[0] == "42", "bot, chat and user stay readable"
+            assert {str(key.chat_id), str(key.user_id)} <= set(parts)
+
+    with_storage(body)
+
+
+# Small alphabets, so that keys whose parts could run together are common.
+storage_keys = st.builds(
+    StorageKey,
+    bot_id=st.integers(0, 1),
+    chat_id=st.integers(-1, 2),
+    user_id=st.integers(0, 2),
+    thread_id=st.none() | st.integers(0, 2),
+    business_connection_id=st.none() | st.text(alphabet="12:#a", max_size=3),
+    destiny=st.text(alphabet="12:#d", max_size=3),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(storage_keys, min_size=2, max_size=40, unique=True))
+def test_no_two_storage_keys_share_a_scope(keys: list[StorageKey]) -> None:
+    storage = QStateStorage("memory://")
+    scopes = {storage.state_of(key).scope for key in keys}
+    assert len(scopes) == len(keys)
 
 
 def test_custom_key_builder_as_redis_storage(with_storage: Any) -> None:

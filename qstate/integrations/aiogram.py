@@ -25,7 +25,11 @@ default leaves out the bot, so two bots on one store would share their users'
 states, and the destiny, so scenes fail with it.) A scope that qstate cannot
 store as it is (over 200 characters, braces or control characters from a
 business connection id or destiny) keeps bot, chat and user readable and
-replaces the rest by a hash: ``42:-100123:7:#<sha256 prefix>``.
+replaces the rest by a hash: ``42:-100123:7:#<sha256 prefix>``. So does, with
+the default builder, a key whose plain join could read as another key's (a
+business connection id that is a number or empty, a thread 0, a ``:`` or
+``#`` in the destiny or the business connection id): two keys never share
+a state.
 
 Data. What ``RedisStorage`` accepts with its default JSON is accepted and comes
 back as it would from ``RedisStorage``: the data goes through
@@ -52,11 +56,13 @@ as JSON text. qstate's own ``State`` API stays strict: only this adapter convert
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import hashlib
 import json
 import os
 import random
+import re
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -124,16 +130,53 @@ class _Scopes:
 
     def __init__(self, key_builder: KeyBuilder | None) -> None:
         self.key_builder = default_key_builder() if key_builder is None else key_builder
+        builder = self.key_builder
+        self._every_part = (
+            type(builder) is DefaultKeyBuilder
+            and builder.separator == ":"
+            and builder.with_bot_id
+            and builder.with_business_connection_id
+            and builder.with_destiny
+        )
 
     def __call__(self, key: StorageKey) -> str:
+        if self._every_part and _ambiguous(key):
+            return _hashed_scope(key, json.dumps(dataclasses.astuple(key)))
         built = self.key_builder.build(key)
         if built[:1] == ":":  # what an empty prefix leaves
             built = built[1:]
         try:
             return check_scope(built)
         except InvalidNameError:
-            digest = hashlib.sha256(built.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-            return f"{key.bot_id}:{key.chat_id}:{key.user_id}:#{digest}"
+            return _hashed_scope(key, built)
+
+
+_NUMBER = re.compile(r"-?[0-9]+")
+
+
+def _ambiguous(key: StorageKey) -> bool:
+    """Whether ``DefaultKeyBuilder``'s plain join could give this key another's text.
+
+    It leaves out a thread 0 and an empty business connection id, and joins
+    the parts with no mark of which are there: a business connection "5" reads
+    as a chat, a destiny "a:b" as two parts. Such keys (none that Telegram
+    sends, in practice) get the hashed scope, computed from every part.
+    """
+    connection = key.business_connection_id
+    return (
+        key.thread_id == 0
+        or (
+            connection is not None
+            and (not connection or _NUMBER.fullmatch(connection) is not None)
+        )
+        or any(":" in part or "#" in part for part in (connection or "", key.destiny))
+    )
+
+
+def _hashed_scope(key: StorageKey, text: str) -> str:
+    """Bot, chat and user readable; the rest of ``text`` as a SHA-256 prefix."""
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return f"{key.bot_id}:{key.chat_id}:{key.user_id}:#{digest}"
 
 
 def _hashed_field(key: str) -> str:
