@@ -487,5 +487,7 @@ def test_states_are_built_once_per_recent_key(with_storage: Any) -> None:
             storage.data_of(StorageKey(bot_id=1, chat_id=2, user_id=user))
         assert storage._states.cache_info().currsize == STATES_CACHED
         assert await storage.get_state(first) == "s", "a key that left the cache is built anew"
+        with pytest.raises(AttributeError):  # the cached states were built with it
+            storage.key_builder = DefaultKeyBuilder()  # type: ignore[misc]
 
     with_storage(body)

@@ -275,7 +275,6 @@ class QStateStorage(BaseStorage):
         self._owns_registry = not isinstance(registry_or_url, AsyncStateRegistry)
         self.registry = _registry_of(registry_or_url)
         self._scope = _Scopes(key_builder)
-        self.key_builder = self._scope.key_builder
         self.state_ttl = _seconds(state_ttl, "state_ttl")
         self.data_ttl = _seconds(data_ttl, "data_ttl")
         self.json_loads = json_loads
@@ -291,6 +290,11 @@ class QStateStorage(BaseStorage):
         # scope check and two state objects (1.4 µs, more in a busy process).
         # The key builder must therefore be a pure function, as aiogram's are.
         self._states = functools.lru_cache(maxsize=STATES_CACHED)(self._build_states)
+
+    @property
+    def key_builder(self) -> KeyBuilder:
+        """Fixed at construction: the states already built depend on it."""
+        return self._scope.key_builder
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> QStateStorage:
@@ -436,10 +440,14 @@ class QStateEventIsolation(BaseEventIsolation):
         )
         self.registry = _registry_of(registry_or_url)
         self._scope = _Scopes(key_builder)
-        self.key_builder = self._scope.key_builder
         self.lease = float(lease)
         # The TTL only collects locks nobody releases; the lease decides.
         self._lock = _state_class(f"{name}.lock", self.lease + 60)
+
+    @property
+    def key_builder(self) -> KeyBuilder:
+        """Fixed at construction, as the storage's."""
+        return self._scope.key_builder
 
     @asynccontextmanager
     async def lock(self, key: StorageKey) -> AsyncGenerator[None, None]:
