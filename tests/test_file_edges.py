@@ -481,3 +481,27 @@ def test_a_layout_3_file_gets_its_state_expiry_index_with_the_first_write(
 
 def _first(changes: Iterator[Any]) -> list[Any]:
     return [next(changes)]
+
+
+def test_a_watcher_behind_an_expired_life_is_told_it_lost_changes(tmp_path: Path) -> None:
+    """The expired life's changes are hidden, then deleted by the next write,
+    which begins a new life: a watcher that had not read them all must hear so,
+    not follow the new life as if nothing were missed."""
+    from qstate import ChangesLostError
+    from qstate._keys import StateKey
+
+    with StateRegistry(f"file:{tmp_path}/s.db") as registry:
+        expiring = registry.state("S", ttl=1)
+        expiring.set("a", 1)
+        expiring.set("a", 2)
+        backend = registry.backend
+        behind = backend.follower(StateKey("S", ""), 1)  # type: ignore[attr-defined]
+        current = backend.follower(StateKey("S", ""), None)  # type: ignore[attr-defined]
+        time.sleep(1.5)
+        assert behind.poll() == [], "an expired change is not delivered"
+        registry.state("S").set("b", 9)
+        time.sleep(1.1)  # a quiet follower looks for a new life once a second
+        with pytest.raises(ChangesLostError, match=r"changes 2\.\.2 of S expired"):
+            behind.poll()
+        [change] = current.poll()
+        assert (change.rev, change.changes) == (1, [{"key": "b", "new": 9}])

@@ -447,3 +447,25 @@ def test_a_one_key_modify_writes_one_field(redis_url: str) -> None:
         data = big.get_all()
         assert (len(data), data["k5"], "k7" in data) == (999, -5, False)
         big.clear()
+
+
+def test_replace_of_the_same_keys_writes_only_the_changed_values(redis_url: str) -> None:
+    """A dialog's next step rewrites one field, not the hash; a big hash (no
+    order kept) takes the same keys in any order, a small one only in its own."""
+    with StateRegistry(redis_url) as registry:
+        small = registry.state("SmallOne")
+        small.replace({"name": "Ann", "step": 1})
+        assert _fields_written(redis_url, lambda: small.replace({"name": "Ann", "step": 2})) == 1
+        assert _fields_written(redis_url, lambda: small.replace({"step": 3, "name": "Ann"})) == 2
+        assert list(small.get_all()) == ["step", "name"], "written anew: the new order"
+        big = registry.state("BigReplace")  # a value over 64 bytes: a hashtable
+        document = {"long": "x" * 100, **{f"k{i}": i for i in range(20)}}
+        big.replace(document)
+        shuffled = dict(reversed(document.items()))
+        shuffled["k5"] = -5
+        assert _fields_written(redis_url, lambda: big.replace(shuffled)) == 1
+        assert big.get_all() == {**document, "k5": -5}
+        [change] = big.history(limit=1)
+        assert change.changes == [{"key": "k5", "old": 5, "new": -5}]
+        small.clear()
+        big.clear()

@@ -56,7 +56,6 @@ as JSON text. qstate's own ``State`` API stays strict: only this adapter convert
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import hashlib
 import json
@@ -141,7 +140,7 @@ class _Scopes:
 
     def __call__(self, key: StorageKey) -> str:
         if self._every_part and _ambiguous(key):
-            return _hashed_scope(key, json.dumps(dataclasses.astuple(key)))
+            return _hashed_scope(key, json.dumps(_every_part(key)))
         built = self.key_builder.build(key)
         if built[:1] == ":":  # what an empty prefix leaves
             built = built[1:]
@@ -171,6 +170,19 @@ def _ambiguous(key: StorageKey) -> bool:
         )
         or any(":" in part or "#" in part for part in (connection or "", key.destiny))
     )
+
+
+def _every_part(key: StorageKey) -> list[int | str | None]:
+    """The parts of a key, named one by one: its scope must not move if aiogram
+    adds a field to ``StorageKey`` (it added the business connection once)."""
+    return [
+        key.bot_id,
+        key.chat_id,
+        key.user_id,
+        key.thread_id,
+        key.business_connection_id,
+        key.destiny,
+    ]
 
 
 def _hashed_scope(key: StorageKey, text: str) -> str:

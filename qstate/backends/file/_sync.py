@@ -384,8 +384,7 @@ class FileBackend(Backend):
                 [(name, scope, field, now, text) for field, text in rows],
             )
             return
-        expires = now + ttl
-        conn.execute(sql.DELETE_EXPIRED_OF_STATE, (name, scope, None, now))
+        expires = now + ttl  # _write deleted any expired rows: none can live again
         conn.executemany(
             sql.UPSERT_WITH_EXPIRY,
             [(name, scope, field, now, text, expires) for field, text in rows],
@@ -566,7 +565,9 @@ class FileBackend(Backend):
             removed = [] if kept_all else [f for f in stored if f not in document]
             now = time.time()
             # Also takes expired rows, which would live again with a new expiry,
-            # or give a key written anew their old rowid, so their place.
+            # or give a key written anew their old rowid, so their place. (A state
+            # that expired after begin() keeps only what changed, as on Redis:
+            # a known gap; memory keeps the whole document.)
             _end_expired_life(conn, key, now)
             new_expiry = now + ttl if ttl is not None else expires
             if document and _keeps_order(stored, document, removed):
@@ -757,8 +758,9 @@ class _Follower:
     """Reads a state's change log in order, one poll at a time (no sleeping here).
 
     Its position is ``(epoch, rev)``: a row of another epoch means the state's
-    count restarted (a new life after its log lingered out), which it follows
-    from rev 1; a row further than the next revision means changes were lost.
+    count restarted (a new life after its log lingered out or it expired),
+    which it follows from rev 1; a row further than the next revision, or a new
+    life while it had not read all of the last one, means changes were lost.
     """
 
     def __init__(self, backend: FileBackend, key: StateKey, since: int | None) -> None:
@@ -770,6 +772,8 @@ class _Follower:
         self.position = rev if since is None else since
         if self.position > rev:
             raise UsageError(f"revision {self.position} of {key} is ahead of its latest, {rev}")
+        self.known = rev
+        """The latest revision of this life known to exist (expired ones are not returned)."""
         self.next_check = time.monotonic() + _RESTART_CHECK
         self.last_change = time.monotonic()
 
@@ -792,8 +796,10 @@ class _Follower:
                 self.next_check = time.monotonic() + _RESTART_CHECK
                 latest = self.backend._read(_latest_change, self.key)
                 if latest is not None and (latest[1] != self.epoch or latest[0] < self.position):
-                    self.epoch, self.position = latest[1], 0  # a new life: from its rev 1
+                    self._new_life(latest[1])
                     return self.poll()
+                if latest is not None:
+                    self.known = max(self.known, latest[0])
             return []
         found: list[Change] = []
         for rev, epoch, when, body, origin in rows:
@@ -801,7 +807,7 @@ class _Follower:
                 if self.epoch is not None or self.position != 0:
                     if found:
                         break  # deliver these first; the next poll restarts
-                    self.epoch, self.position = epoch, 0
+                    self._new_life(epoch)
                     return self.poll()
                 self.epoch = epoch
             if rev != self.position + 1:
@@ -814,8 +820,19 @@ class _Follower:
             found.append(_stored_change(self.backend.path, self.key, rev, when, body, origin))
             self.position = rev
         if found:
+            self.known = max(self.known, self.position)
             self.last_change = time.monotonic()
         return found
+
+    def _new_life(self, epoch: float) -> None:
+        """Follow the state's new life from its rev 1, unless this one was not read
+        to its end: those changes expired with the state, never a silent gap."""
+        if self.position < self.known:
+            raise ChangesLostError(
+                f"changes {self.position + 1}..{self.known} of {self.key} expired with the "
+                f"state in {self.backend.path} before they were read; read the state anew"
+            )
+        self.epoch, self.position, self.known = epoch, 0, 0
 
 
 def _fetch_all(conn: sqlite3.Connection, statement: str, params: tuple[Any, ...]) -> list[Any]:

@@ -40,8 +40,8 @@ by its first write; its older changes keep NULLs). ``keep`` is copied forward
 from the state's previous change when a writer has no ``history=``, so a
 writer without the setting trims the log to the size another one asked for.
 
-Layout 4 adds an index, so that finding a state's expired rows (every write
-with a TTL, every commit, every history read) is a seek, whatever the size of
+Layout 4 adds an index, so that finding a state's expired rows (every write,
+every history read, every poll of a watcher) is a seek, whatever the size of
 the state and however many expired rows of other states await the purge::
 
     CREATE INDEX qstate_values_state_expiry ON qstate_values (state, scope, expires_at)

@@ -255,7 +255,7 @@ class AsyncRedisBackend(AsyncBackend):
 
     async def get(self, key: StateKey, field: str) -> JSONValue | _Missing:
         try:
-            try:  # _once_more inlined: a read's whole cost is a round trip and this
+            try:  # _once_more inlined: its closure cost reads 2-3 % (bench_aiogram's get_state)
                 raw = await self._client.hget(self._key(key), field)
             except RedisConnectionError as exc:
                 if pool_exhausted(exc):

@@ -491,16 +491,26 @@ REPLACE = (
     + """
 local key = KEYS[1]
 local before = redis.call('HGETALL', key)
+local old = {}
+for i = 1, #before, 2 do old[before[i]] = before[i + 1] end
 local same_keys = #before == #ARGV - 1
 for i = 1, #before, 2 do
   if not same_keys or before[i] ~= ARGV[i + 1] then same_keys = false break end
 end
+if not same_keys and #before > 0 and #before == #ARGV - 1
+    and redis.call('OBJECT', 'ENCODING', key) == 'hashtable' then
+  same_keys = true  -- a big hash keeps no order: the same keys in any order will do
+  for i = 2, #ARGV, 2 do
+    if not old[ARGV[i]] then same_keys = false break end
+  end
+end
 local entries = {}
-if same_keys then  -- the same keys in the same order: write the values that changed
+if same_keys then  -- write only the values that changed
   local changed = {}
   for i = 2, #ARGV, 2 do
-    if before[i] ~= ARGV[i + 1] then
-      entries[#entries + 1] = qentry(ARGV[i], before[i], ARGV[i + 1])
+    local was = old[ARGV[i]]
+    if was ~= ARGV[i + 1] then
+      entries[#entries + 1] = qentry(ARGV[i], was, ARGV[i + 1])
       changed[#changed + 1] = ARGV[i]
       changed[#changed + 1] = ARGV[i + 1]
     end
@@ -512,8 +522,6 @@ if same_keys then  -- the same keys in the same order: write the values that cha
   qlog(entries, ARGV[1] ~= '' or #before == 0)
   return 0
 end
-local old = {}
-for i = 1, #before, 2 do old[before[i]] = before[i + 1] end
 for i = 2, #ARGV, 2 do
   local was = old[ARGV[i]]
   if was ~= ARGV[i + 1] then entries[#entries + 1] = qentry(ARGV[i], was or false, ARGV[i + 1]) end
@@ -523,7 +531,7 @@ for i = 1, #before, 2 do
   if old[before[i]] then entries[#entries + 1] = qentry(before[i], before[i + 1], false) end
 end
 local pttl = redis.call('PTTL', key)
-redis.call('DEL', key)  -- written anew, so the keys read back in the new order
+redis.call('DEL', key)  -- written anew, so that a small hash reads back in the new order
 for i = 2, #ARGV, 2000 do
   redis.call('HSET', key, unpack(ARGV, i, math.min(i + 1999, #ARGV)))
 end
@@ -539,9 +547,10 @@ return 0
 
 Makes the state exactly the given pairs in one step, without a transaction's
 lock; without a new TTL the state keeps the expiry it had, as a transaction
-does. The keys read back in the given order: a state with other keys, or the
-same keys in another order, is written anew; one with the same keys in the
-same order (a dialog's next step) gets only its changed values written.
+does. A state with other keys, or a small one (a listpack, which keeps an
+order) with the same keys in another order, is written anew, so that its keys
+read back in the given order; otherwise (a dialog's next step, or a big hash,
+which keeps no order) only the changed values are written.
 """
 
 SNAPSHOT = """

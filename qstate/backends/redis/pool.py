@@ -83,4 +83,5 @@ class _HiredisPacking:
 
 def _hiredis_packing(connection_class: type[AbstractConnection]) -> type[AbstractConnection]:
     """``connection_class`` (TCP, TLS or a Unix socket, as the URL says) packing with hiredis."""
-    return type(connection_class.__name__, (_HiredisPacking, connection_class), {})
+    name = "Hiredis" + connection_class.__name__  # HiredisConnection, HiredisSSLConnection...
+    return type(name, (_HiredisPacking, connection_class), {})
