@@ -40,7 +40,11 @@ class _Documents:
         if not data:
             self.entries.pop(key, None)
         else:
-            expires = time.time() + ttl if ttl is not None else expires
+            now = time.time()
+            if ttl is not None:
+                expires = now + ttl
+            elif expires is not None and expires <= now:
+                expires = None  # it expired while the block ran: this write comes after
             self.entries[key] = (copy.deepcopy(data), expires)
 
     def list(self, prefix: str) -> list[StateInfo]:

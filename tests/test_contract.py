@@ -855,6 +855,32 @@ def test_a_state_written_again_after_it_expired_shows_no_old_history(
     ]
 
 
+@pytest.mark.parametrize("ttl", [30, None])
+def test_a_transaction_outliving_its_states_expiry_writes_its_whole_document(
+    flavour: Flavour, registry: Any, make_state: Any, ttl: float | None
+) -> None:
+    """The block held the lock, so its document is the state, whole: the keys it
+    left alone too (they expired with the state while it ran). Without a TTL
+    the commit is a write after the expiry: the state lives on, unexpiring,
+    as after a plain ``set``."""
+    run = flavour.run
+    run(make_state("Brief", ttl=1).replace({"a": 1, "b": 2}))
+    state = make_state("Brief", ttl=ttl)
+    with flavour.transaction(state) as data:
+        time.sleep(1.5)  # the state expires meanwhile
+        data["a"] = 5
+    assert run(state.get_all()) == {"a": 5, "b": 2}
+    [info] = run(registry.list_states("Brief"))
+    if ttl is None:
+        assert info.ttl is None
+    else:
+        assert info.ttl is not None
+        assert 25 < info.ttl <= 30
+    if _keeps_revisions(registry):
+        [change] = run(state.history())
+        assert change.changes == [{"key": "a", "new": 5}, {"key": "b", "new": 2}]
+
+
 def test_a_state_class_sets_how_many_changes_its_log_keeps(
     flavour: Flavour, registry: Any, make_state: Any
 ) -> None:

@@ -88,7 +88,11 @@ class Backend(ABC):
         """Yield a private copy of the document; write it back atomically on exit.
 
         An exception in the block discards the changes. Writing back an empty
-        document removes the state; a ``ttl`` (seconds) resets its expiry.
+        document removes the state; a ``ttl`` (seconds) resets its expiry,
+        and without one the state keeps it. The document written back is the
+        whole state, also when the state expired while the block ran: that
+        write comes after the expiry, so, as a ``set`` then, without a ``ttl``
+        the state lives on with no expiry, and its change lists every key.
         """
 
     @abstractmethod

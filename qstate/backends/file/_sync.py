@@ -565,10 +565,13 @@ class FileBackend(Backend):
             removed = [] if kept_all else [f for f in stored if f not in document]
             now = time.time()
             # Also takes expired rows, which would live again with a new expiry,
-            # or give a key written anew their old rowid, so their place. (A state
-            # that expired after begin() keeps only what changed, as on Redis:
-            # a known gap; memory keeps the whole document.)
+            # or give a key written anew their old rowid, so their place.
             _end_expired_life(conn, key, now)
+            if expires is not None and expires <= now:
+                # It expired while the block ran, its rows with it: the commit is a
+                # write after the expiry, of the whole document (see AsyncBackend).
+                stored, expires, removed = {}, None, []
+                changed = {field: encode(value) for field, value in document.items()}
             new_expiry = now + ttl if ttl is not None else expires
             if document and _keeps_order(stored, document, removed):
                 conn.executemany(sql.DELETE_KEY, [(*key, f, now) for f in removed])

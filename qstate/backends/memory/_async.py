@@ -369,6 +369,8 @@ class AsyncMemoryBackend(AsyncBackend):
             yield working
             document = check_document(working)
             with doc.mutex:
+                if doc.expires is not None and doc.expired():  # while the block ran
+                    self._purge(key, doc)  # so the commit is a write after the expiry
                 changed = diff(doc.data, document)
                 if changed:
                     self._record(key, changed)

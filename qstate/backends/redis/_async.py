@@ -398,7 +398,8 @@ class AsyncRedisBackend(AsyncBackend):
     ) -> bool:
         """Write what changed since ``_acquire``; False if the lease expired meanwhile."""
         removed = [field for field in before if field not in document]
-        args: list[Any] = [token, self._ttl_ms(ttl), len(removed), *removed]
+        had = "1" if before else "0"
+        args: list[Any] = [token, self._ttl_ms(ttl), had, len(removed), *removed]
         for field, value in document.items():
             text = encode(value)
             old = before.get(field)
@@ -407,6 +408,8 @@ class AsyncRedisBackend(AsyncBackend):
         args += (self.history_size_of(key) or "", origin_text())
         with mapped_errors(self.url, key):
             result = await self._eval(self._commit_script, self._keys(key), args)
+        if result == -2:  # it expired while the block ran: all of it is new
+            return await self._commit(key, token, {}, document, ttl)
         return bool(result == 1)
 
     async def _release(self, key: StateKey, token: str) -> None:

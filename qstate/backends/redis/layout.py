@@ -574,19 +574,20 @@ COMMIT = (
     _LOG
     + """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
-local removed = tonumber(ARGV[3])
+if ARGV[3] == '1' and redis.call('EXISTS', KEYS[1]) == 0 then return -2 end
+local removed = tonumber(ARGV[4])
 local entries = {}
-for i = 4 + removed, #ARGV, 2 do
+for i = 5 + removed, #ARGV, 2 do
   entries[#entries + 1] = qentry(ARGV[i], redis.call('HGET', KEYS[1], ARGV[i]), ARGV[i + 1])
 end
-for i = 4, 3 + removed do
+for i = 5, 4 + removed do
   local old = redis.call('HGET', KEYS[1], ARGV[i])
   if old then entries[#entries + 1] = qentry(ARGV[i], old, false) end
 end
-for i = 4, 3 + removed, 1000 do
-  redis.call('HDEL', KEYS[1], unpack(ARGV, i, math.min(i + 999, 3 + removed)))
+for i = 5, 4 + removed, 1000 do
+  redis.call('HDEL', KEYS[1], unpack(ARGV, i, math.min(i + 999, 4 + removed)))
 end
-for i = 4 + removed, #ARGV, 2000 do
+for i = 5 + removed, #ARGV, 2000 do
   redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 1999, #ARGV)))
 end
 if ARGV[2] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
@@ -595,11 +596,14 @@ qlog(entries, true)
 return 1
 """
 )
-"""KEYS: data, lock, log, counter. ARGV: token, ttl_ms or '', n, removed fields, changed pairs.
+"""KEYS: data, lock, log, counter. ARGV: token, ttl_ms or '', '1' if ACQUIRE read
+any field, n, removed fields, changed pairs.
 
 Applies the difference between the document read by ACQUIRE and the new one,
 if the lock is still ours; otherwise (-1: the lease expired, and other writers
-may have come in) writes nothing. Plain writes wait while the lock exists, so
+may have come in) writes nothing. -2, nothing written either: the state
+expired since ACQUIRE, so the difference means nothing; the client sends the
+whole document instead. Plain writes wait while the lock exists, so
 holding the lock means nothing else changed the state; only the changed fields
 are sent and written, and the TTL is kept when no new one is given.
 """
