@@ -35,16 +35,22 @@ class _Documents:
         return copy.deepcopy(data), expires
 
     def write(
-        self, key: StateKey, data: Document, expires: float | None, ttl: float | None
+        self,
+        key: StateKey,
+        data: Document,
+        read: Document,
+        expires: float | None,
+        ttl: float | None,
     ) -> None:
-        if not data:
+        now = time.time()
+        lapsed = expires is not None and expires <= now  # while the block ran
+        if not data or (lapsed and data == read):  # a block that changed nothing
             self.entries.pop(key, None)
         else:
-            now = time.time()
             if ttl is not None:
                 expires = now + ttl
-            elif expires is not None and expires <= now:
-                expires = None  # it expired while the block ran: this write comes after
+            elif lapsed:
+                expires = None  # this write comes after the expiry
             self.entries[key] = (copy.deepcopy(data), expires)
 
     def list(self, prefix: str) -> list[StateInfo]:
@@ -71,8 +77,9 @@ class ExampleBackend(Backend):
     def transaction(self, key: StateKey, ttl: float | None) -> Iterator[Document]:
         with _LOCK:
             data, expires = _STORE.read(key)
+            read = copy.deepcopy(data)
             yield data
-            _STORE.write(key, data, expires, ttl)
+            _STORE.write(key, data, read, expires, ttl)
 
     def list_states(self, prefix: str = "") -> list[StateInfo]:
         return _STORE.list(prefix)
@@ -92,8 +99,9 @@ class AsyncExampleBackend(AsyncBackend):
     async def transaction(self, key: StateKey, ttl: float | None) -> AsyncIterator[Document]:
         async with self._lock:
             data, expires = _STORE.read(key)
+            read = copy.deepcopy(data)
             yield data
-            _STORE.write(key, data, expires, ttl)
+            _STORE.write(key, data, read, expires, ttl)
 
     async def list_states(self, prefix: str = "") -> list[StateInfo]:
         return _STORE.list(prefix)

@@ -856,6 +856,24 @@ def test_a_state_written_again_after_it_expired_shows_no_old_history(
 
 
 @pytest.mark.parametrize("ttl", [30, None])
+def test_a_transaction_that_changes_nothing_leaves_an_expired_state_expired(
+    flavour: Flavour, registry: Any, make_state: Any, ttl: float | None
+) -> None:
+    run = flavour.run
+    run(make_state("Brief", ttl=1).replace({"a": 1, "b": 2}))
+    state = make_state("Brief", ttl=ttl)
+    revision = run(state.revision()) if _keeps_revisions(registry) else None
+    with flavour.transaction(state) as data:
+        time.sleep(1.5)  # the state expires meanwhile
+        assert data["a"] == 1
+    assert run(state.get_all()) == {}
+    assert run(registry.list_states("Brief")) == []
+    if revision is not None:
+        assert run(state.history()) == []
+        assert run(state.revision()) in (0, revision), "no new change"
+
+
+@pytest.mark.parametrize("ttl", [30, None])
 def test_a_transaction_outliving_its_states_expiry_writes_its_whole_document(
     flavour: Flavour, registry: Any, make_state: Any, ttl: float | None
 ) -> None:

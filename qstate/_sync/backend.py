@@ -89,10 +89,11 @@ class Backend(ABC):
 
         An exception in the block discards the changes. Writing back an empty
         document removes the state; a ``ttl`` (seconds) resets its expiry,
-        and without one the state keeps it. The document written back is the
-        whole state, also when the state expired while the block ran: that
-        write comes after the expiry, so, as a ``set`` then, without a ``ttl``
-        the state lives on with no expiry, and its change lists every key.
+        and without one the state keeps it. When the state expired while the
+        block ran, a block that changed what it read writes its whole document,
+        a write after the expiry (as a ``set`` then: without a ``ttl`` the state
+        lives on with no expiry, its change listing every key); one that
+        changed nothing writes nothing, and the state stays expired.
         """
 
     @abstractmethod

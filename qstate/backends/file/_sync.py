@@ -569,7 +569,10 @@ class FileBackend(Backend):
             _end_expired_life(conn, key, now)
             if expires is not None and expires <= now:
                 # It expired while the block ran, its rows with it: the commit is a
-                # write after the expiry, of the whole document (see AsyncBackend).
+                # write after the expiry, of the whole document, or of nothing when
+                # the block changed nothing: what expired stays expired.
+                if not (changed or removed):
+                    document = {}
                 stored, expires, removed = {}, None, []
                 changed = {field: encode(value) for field, value in document.items()}
             new_expiry = now + ttl if ttl is not None else expires

@@ -166,7 +166,8 @@ class MemoryBackend(Backend):
     def _purge(self, key: StateKey, doc: _Doc) -> None:
         doc.replace({})
         doc.expires = None
-        self._expiring.pop(key, None)
+        if self._expiring.get(key) is doc:
+            del self._expiring[key]
         self._expired_log(key)
 
     def _expired_log(self, key: StateKey) -> None:
@@ -193,11 +194,18 @@ class MemoryBackend(Backend):
         if not doc.data:
             doc.dead = True
             doc.expires = None
-            self._docs.pop(key, None)
-            self._expiring.pop(key, None)
+            self._forget(key, doc)
         elif ttl is not None:
             doc.expires = time.monotonic() + ttl
             self._expiring[key] = doc
+
+    def _forget(self, key: StateKey, doc: _Doc) -> None:
+        """Drop the dead ``doc`` (its mutex held) unless ``key`` names a newer doc
+        already: once ``doc`` was dropped, a writer may have begun one."""
+        if self._docs.get(key) is doc:
+            del self._docs[key]
+        if self._expiring.get(key) is doc:
+            del self._expiring[key]
 
     def _unlock(self, doc: _Doc) -> None:
         doc.mutex.release()
@@ -227,8 +235,7 @@ class MemoryBackend(Backend):
                 expires = doc.expires
                 if expires is not None and expires <= now and not doc.in_transaction:
                     doc.dead = True
-                    self._docs.pop(key, None)
-                    self._expiring.pop(key, None)
+                    self._forget(key, doc)
                     self._expired_log(key)
 
     def health(self) -> dict[str, Any]:
@@ -369,9 +376,13 @@ class MemoryBackend(Backend):
             yield working
             document = check_document(working)
             with doc.mutex:
-                if doc.expires is not None and doc.expired():  # while the block ran
-                    self._purge(key, doc)  # so the commit is a write after the expiry
                 changed = diff(doc.data, document)
+                if doc.expires is not None and doc.expired():  # while the block ran
+                    self._purge(key, doc)  # so the commit is a write after the expiry,
+                    if changed:  # of the whole document
+                        changed = diff({}, document)
+                    else:  # or nothing at all: what expired stays expired
+                        document = {}
                 if changed:
                     self._record(key, changed)
                 doc.replace(document)

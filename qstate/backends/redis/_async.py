@@ -405,11 +405,15 @@ class AsyncRedisBackend(AsyncBackend):
             old = before.get(field)
             if old is None or old.decode() != text:
                 args += (field, text)
+        changed = len(args) > 4 + len(removed)
         args += (self.history_size_of(key) or "", origin_text())
         with mapped_errors(self.url, key):
             result = await self._eval(self._commit_script, self._keys(key), args)
-        if result == -2:  # it expired while the block ran: all of it is new
-            return await self._commit(key, token, {}, document, ttl)
+        if result == -2:  # it expired (or another tool deleted it) while the block ran
+            if not changed and not removed:  # nothing to write: what expired stays so
+                await self._release(key, token)
+                return True
+            return await self._commit(key, token, {}, document, ttl)  # all of it is new
         return bool(result == 1)
 
     async def _release(self, key: StateKey, token: str) -> None:

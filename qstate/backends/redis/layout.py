@@ -602,8 +602,9 @@ any field, n, removed fields, changed pairs.
 Applies the difference between the document read by ACQUIRE and the new one,
 if the lock is still ours; otherwise (-1: the lease expired, and other writers
 may have come in) writes nothing. -2, nothing written either: the state
-expired since ACQUIRE, so the difference means nothing; the client sends the
-whole document instead. Plain writes wait while the lock exists, so
+expired (or another tool deleted it) since ACQUIRE, so the difference means
+nothing; the client sends the whole document instead, or, when the block
+changed nothing, just gives the lock back. Plain writes wait while the lock exists, so
 holding the lock means nothing else changed the state; only the changed fields
 are sent and written, and the TTL is kept when no new one is given.
 """
