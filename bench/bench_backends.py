@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import copy
+import itertools
 import sqlite3
 import sys
 import tempfile
@@ -167,9 +168,15 @@ def _file_rows(directory: Path, level: str, run: dict[str, int]) -> list[Row]:
     for statement in sql.SCHEMA:
         raw.execute(statement)
 
+    # Both sides write a new value each time: SQLite commits an upsert of the
+    # value already stored without writing a page, let alone syncing one.
+    values = itertools.count()
+
     def raw_set() -> None:
         raw.execute("BEGIN IMMEDIATE")
-        raw.execute(sql.UPSERT_KEEPING_EXPIRY, ("Bench", "", "step", time.time(), "1"))
+        raw.execute(
+            sql.UPSERT_KEEPING_EXPIRY, ("Bench", "", "step", time.time(), str(next(values)))
+        )
         raw.execute("COMMIT")
 
     def raw_get() -> Any:
@@ -182,7 +189,7 @@ def _file_rows(directory: Path, level: str, run: dict[str, int]) -> list[Row]:
         compare(
             group,
             "set",
-            lambda: ours.set("step", 1),
+            lambda: ours.set("step", next(values)),
             "sqlite3 same upsert+commit",
             raw_set,
             **writes,
