@@ -860,11 +860,11 @@ def test_a_transaction_that_changes_nothing_leaves_an_expired_state_expired(
     flavour: Flavour, registry: Any, make_state: Any, ttl: float | None
 ) -> None:
     run = flavour.run
-    run(make_state("Brief", ttl=1).replace({"a": 1, "b": 2}))
+    run(make_state("Brief", ttl=1.5).replace({"a": 1, "b": 2}))
     state = make_state("Brief", ttl=ttl)
     revision = run(state.revision()) if _keeps_revisions(registry) else None
     with flavour.transaction(state) as data:
-        time.sleep(1.5)  # the state expires meanwhile
+        time.sleep(2)  # the state expires meanwhile (it was live when the block began)
         assert data["a"] == 1
     assert run(state.get_all()) == {}
     assert run(registry.list_states("Brief")) == []
@@ -882,10 +882,10 @@ def test_a_transaction_outliving_its_states_expiry_writes_its_whole_document(
     the commit is a write after the expiry: the state lives on, unexpiring,
     as after a plain ``set``."""
     run = flavour.run
-    run(make_state("Brief", ttl=1).replace({"a": 1, "b": 2}))
+    run(make_state("Brief", ttl=1.5).replace({"a": 1, "b": 2}))
     state = make_state("Brief", ttl=ttl)
     with flavour.transaction(state) as data:
-        time.sleep(1.5)  # the state expires meanwhile
+        time.sleep(2)  # the state expires meanwhile (it was live when the block began)
         data["a"] = 5
     assert run(state.get_all()) == {"a": 5, "b": 2}
     [info] = run(registry.list_states("Brief"))

@@ -89,11 +89,14 @@ class Backend(ABC):
 
         An exception in the block discards the changes. Writing back an empty
         document removes the state; a ``ttl`` (seconds) resets its expiry,
-        and without one the state keeps it. When the state expired while the
-        block ran, a block that changed what it read writes its whole document,
-        a write after the expiry (as a ``set`` then: without a ``ttl`` the state
-        lives on with no expiry, its change listing every key); one that
-        changed nothing writes nothing, and the state stays expired.
+        and without one the state keeps it.
+
+        When the state expires while the block runs, the commit comes after the
+        expiry, so it is as a ``set`` would be then: a block that changed what
+        it read writes its whole document (the keys it left alone expired with
+        the state), with no expiry unless a ``ttl`` is given, its change listing
+        every key. A block that changed nothing writes nothing: what expired
+        stays expired rather than come back from a read.
         """
 
     @abstractmethod

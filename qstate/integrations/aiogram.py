@@ -130,7 +130,7 @@ class _Scopes:
     def __init__(self, key_builder: KeyBuilder | None) -> None:
         self.key_builder = default_key_builder() if key_builder is None else key_builder
         builder = self.key_builder
-        self._every_part = (
+        self._hash_ambiguous_keys = (
             type(builder) is DefaultKeyBuilder
             and builder.separator == ":"
             and builder.with_bot_id
@@ -139,7 +139,7 @@ class _Scopes:
         )
 
     def __call__(self, key: StorageKey) -> str:
-        if self._every_part and _ambiguous(key):
+        if self._hash_ambiguous_keys and _ambiguous(key):
             return _hashed_scope(key, json.dumps(_every_part(key)))
         built = self.key_builder.build(key)
         if built[:1] == ":":  # what an empty prefix leaves

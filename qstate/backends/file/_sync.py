@@ -564,8 +564,8 @@ class FileBackend(Backend):
             kept_all = stored.keys() <= document.keys()  # the common case, checked in C
             removed = [] if kept_all else [f for f in stored if f not in document]
             now = time.time()
-            # Also takes expired rows, which would live again with a new expiry,
-            # or give a key written anew their old rowid, so their place.
+            # End an expired life first: its rows would come back with a new
+            # expiry, or give a key written anew its old rowid (its old position).
             _end_expired_life(conn, key, now)
             if expires is not None and expires <= now:
                 # It expired while the block ran, its rows with it: the commit is a

@@ -166,8 +166,7 @@ class AsyncMemoryBackend(AsyncBackend):
     def _purge(self, key: StateKey, doc: _Doc) -> None:
         doc.replace({})
         doc.expires = None
-        if self._expiring.get(key) is doc:
-            del self._expiring[key]
+        self._no_longer_expiring(key, doc)
         self._expired_log(key)
 
     def _expired_log(self, key: StateKey) -> None:
@@ -204,6 +203,9 @@ class AsyncMemoryBackend(AsyncBackend):
         already: once ``doc`` was dropped, a writer may have begun one."""
         if self._docs.get(key) is doc:
             del self._docs[key]
+        self._no_longer_expiring(key, doc)
+
+    def _no_longer_expiring(self, key: StateKey, doc: _Doc) -> None:
         if self._expiring.get(key) is doc:
             del self._expiring[key]
 

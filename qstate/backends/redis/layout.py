@@ -493,15 +493,17 @@ local key = KEYS[1]
 local before = redis.call('HGETALL', key)
 local old = {}
 for i = 1, #before, 2 do old[before[i]] = before[i + 1] end
-local same_keys = #before == #ARGV - 1
-for i = 1, #before, 2 do
-  if not same_keys or before[i] ~= ARGV[i + 1] then same_keys = false break end
-end
-if not same_keys and #before > 0 and #before == #ARGV - 1
-    and redis.call('OBJECT', 'ENCODING', key) == 'hashtable' then
-  same_keys = true  -- a big hash keeps no order: the same keys in any order will do
-  for i = 2, #ARGV, 2 do
-    if not old[ARGV[i]] then same_keys = false break end
+local same_keys = false
+if #before == #ARGV - 1 then
+  same_keys = true
+  for i = 1, #before, 2 do
+    if before[i] ~= ARGV[i + 1] then same_keys = false break end
+  end
+  if not same_keys and redis.call('OBJECT', 'ENCODING', key) == 'hashtable' then
+    same_keys = true  -- a big hash keeps no order: the same keys in any order will do
+    for i = 2, #ARGV, 2 do
+      if not old[ARGV[i]] then same_keys = false break end
+    end
   end
 end
 local entries = {}
@@ -518,7 +520,7 @@ if same_keys then  -- write only the values that changed
   for i = 1, #changed, 2000 do
     redis.call('HSET', key, unpack(changed, i, math.min(i + 1999, #changed)))
   end
-  if #ARGV > 1 and ARGV[1] ~= '' then redis.call('PEXPIRE', key, ARGV[1]) end
+  if ARGV[1] ~= '' then redis.call('PEXPIRE', key, ARGV[1]) end
   qlog(entries, ARGV[1] ~= '' or #before == 0)
   return 0
 end
@@ -570,11 +572,16 @@ Takes the state's lock and reads the state in one step: ``{1, flat}``, or
 ``{0, lock_pttl}`` while another transaction holds the lock.
 """
 
+COMMIT_DONE, COMMIT_LEASE_LOST, COMMIT_STATE_GONE = 1, -1, -2
+"""COMMIT's replies: written; the lease expired (nothing written); the state is
+gone since ACQUIRE, by expiry or another tool (nothing written, the lock kept)."""
+
 COMMIT = (
-    _LOG
-    + """
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
-if ARGV[3] == '1' and redis.call('EXISTS', KEYS[1]) == 0 then return -2 end
+    (
+        _LOG
+        + """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return COMMIT_LEASE_LOST end
+if ARGV[3] == '1' and redis.call('EXISTS', KEYS[1]) == 0 then return COMMIT_STATE_GONE end
 local removed = tonumber(ARGV[4])
 local entries = {}
 for i = 5 + removed, #ARGV, 2 do
@@ -593,20 +600,24 @@ end
 if ARGV[2] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 redis.call('DEL', KEYS[2])
 qlog(entries, true)
-return 1
+return COMMIT_DONE
 """
+    )
+    .replace("COMMIT_DONE", str(COMMIT_DONE))
+    .replace("COMMIT_LEASE_LOST", str(COMMIT_LEASE_LOST))
+    .replace("COMMIT_STATE_GONE", str(COMMIT_STATE_GONE))
 )
 """KEYS: data, lock, log, counter. ARGV: token, ttl_ms or '', '1' if ACQUIRE read
 any field, n, removed fields, changed pairs.
 
 Applies the difference between the document read by ACQUIRE and the new one,
-if the lock is still ours; otherwise (-1: the lease expired, and other writers
-may have come in) writes nothing. -2, nothing written either: the state
-expired (or another tool deleted it) since ACQUIRE, so the difference means
-nothing; the client sends the whole document instead, or, when the block
-changed nothing, just gives the lock back. Plain writes wait while the lock exists, so
-holding the lock means nothing else changed the state; only the changed fields
-are sent and written, and the TTL is kept when no new one is given.
+if the lock is still ours; otherwise (LEASE_LOST: other writers may have come
+in) writes nothing. STATE_GONE, nothing written either: the state expired (or
+another tool deleted it) since ACQUIRE, so the difference means nothing; the
+client sends the whole document instead, or, when there is nothing to write,
+just gives the lock back. Plain writes wait while the lock exists, so holding
+the lock means nothing else changed the state; only the changed fields are
+sent and written, and the TTL is kept when no new one is given.
 """
 
 RELEASE = """
