@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ._changes import same
 from ._errors import CorruptDataError, InvalidValueError
 from ._keys import check_name, check_scope
 from ._listing import StateList
@@ -227,7 +228,7 @@ def plan_import(
                 entry.state,
                 entry.scope,
                 added=sorted(k for k in data if k not in current),
-                changed=sorted(k for k in data if k in current and current[k] != data[k]),
+                changed=sorted(k for k in data if k in current and not same(current[k], data[k])),
                 removed=sorted(k for k in current if k not in data) if replace else [],
             )
         )
@@ -243,14 +244,13 @@ def apply_import(
 ) -> None:
     """Write ``entries``: merged into each state, or (``replace``) each made exactly so.
 
-    Each state is one atomic step; the import as a whole is not.
+    Each state is one atomic step; the import as a whole is not. Both are a
+    ``modify()``, not an ``update()``: re-importing what a state already holds
+    changes nothing, so it logs no change and wakes no watcher.
     """
     for entry in entries:
         state = registry.state(entry.state, scope=entry.scope or None, ttl=entry.ttl)
-        if replace:
-            state.modify(_replacement(entry.data))
-        else:
-            state.update(entry.data)
+        state.modify(_replacement(entry.data) if replace else _merge(entry.data))
         on_each()
 
 
@@ -259,3 +259,10 @@ def _replacement(data: Document) -> Callable[[Document], Document]:
         return dict(data)
 
     return replace
+
+
+def _merge(data: Document) -> Callable[[Document], Document]:
+    def merge(current: Document) -> Document:
+        return {**current, **data}
+
+    return merge

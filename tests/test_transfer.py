@@ -35,6 +35,29 @@ def test_export_plan_and_import_round_trip(tmp_path: Path) -> None:
         assert [s.state for s in only.states] == ["Other"]
 
 
+@pytest.mark.parametrize("replace", [False, True])
+def test_importing_what_a_state_holds_changes_nothing(tmp_path: Path, replace: bool) -> None:
+    """No revision, no change for watchers: an import is a change only where it
+    differs (the keys that differ, a 1 and a 1.0 differing)."""
+    with StateRegistry(f"file:{tmp_path}/s.db") as registry:
+        state = registry.state("S")
+        state.update(a=1, b=[1, 2], c=1.0)
+        entries = read_export(json.loads(json.dumps(export_states(registry).document())))
+        apply_import(registry, entries, replace=replace)
+        assert state.revision() == 1
+        [plan] = plan_import(registry, read_export(_export({"a": 1, "b": [1, 2], "c": 1})))
+        assert (plan.added, plan.changed) == ([], ["c"])
+        apply_import(
+            registry, read_export(_export({"a": 2, "b": [1, 2], "c": 1.0})), replace=replace
+        )
+        [change] = state.history(since=1)
+        assert change.changes == [{"key": "a", "old": 1, "new": 2}]
+
+
+def _export(data: dict[str, object]) -> dict[str, object]:
+    return {"qstate_export": 1, "states": [{"state": "S", "scope": "", "data": data}]}
+
+
 @pytest.mark.parametrize(
     ("document", "message"),
     [
