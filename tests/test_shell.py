@@ -416,6 +416,17 @@ def test_piped_script_runs_every_line(tmp_path: Path) -> None:
         assert registry.state("Job").get_all() == {"step": 2, "tags": ["a", "b"], "done": False}
 
 
+def test_global_options_typed_first_keep_the_current_state(tmp_path: Path) -> None:
+    """As the README shows: ``--json get step`` after ``use Job`` is ``get step`` in JSON."""
+    script = "use Job\nset step 7\n--json get step\n-o plain get\n--output=json get\n"
+    result = piped(script, tmp_path)
+    assert (result.returncode, result.stderr) == (0, "")
+    lines = result.stdout.splitlines()
+    assert lines[0] == "7", "the value as JSON"
+    assert "step" in lines[1] and "7" in lines[1], "the state, as plain text"
+    assert '"step": 7' in result.stdout, "the state as JSON"
+
+
 def test_piped_script_fails_with_the_first_failure(tmp_path: Path) -> None:
     result = piped("set Job a 1\nget Job nope\nset Job b 2\nclear Job\n", tmp_path)
     assert result.returncode == 1, "get of a missing key: 1, as the CLI"

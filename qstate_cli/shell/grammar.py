@@ -102,16 +102,28 @@ def _json_end(line: str, start: int) -> int:
     raise LineError("cannot read the line: a JSON value is not closed")
 
 
-def to_cli_args(words: list[str], current: Current, takes_state: Container[str]) -> list[str]:
+def command_index(words: list[str], value_options: Container[str]) -> int:
+    """Where the command word is: after the global options typed first
+    (``--json get step``); ``value_options`` are those that take a value."""
+    i = 0
+    while i < len(words) and words[i].startswith("-") and words[i] != "-":
+        i += 2 if words[i] in value_options else 1
+    return i
+
+
+def to_cli_args(
+    words: list[str], current: Current, takes_state: Container[str], at: int = 0
+) -> list[str]:
     """The CLI arguments for a command line, with the current state filled in.
 
-    ``takes_state`` names the commands whose first argument is a STATE.
+    ``takes_state`` names the commands whose first argument is a STATE; ``at``
+    is where the command word is (see :func:`command_index`).
     """
-    if not words or words[0] not in takes_state or current.name is None:
+    if at >= len(words) or words[at] not in takes_state or current.name is None:
         return words
-    command, rest = words[0], words[1:]
+    options, command, rest = words[:at], words[at], words[at + 1 :]
     scope = [] if current.scope is None or _has_scope(rest) else ["--scope", current.scope]
-    return [command, *scope, current.name, *rest]
+    return [*options, command, *scope, current.name, *rest]
 
 
 def _has_scope(words: list[str]) -> bool:

@@ -22,7 +22,15 @@ from ..exit_codes import ExitCode
 from ..main import app, invoke
 from ..session import Session
 from .facts import SHELL_OWN, all_facts
-from .grammar import Current, LineError, is_complete, parse_use, split, to_cli_args
+from .grammar import (
+    Current,
+    LineError,
+    command_index,
+    is_complete,
+    parse_use,
+    split,
+    to_cli_args,
+)
 from .syntax import line_syntax
 
 LIVE_COMMANDS = frozenset({"watch", "edit", "clear", "import", "restore"})
@@ -49,7 +57,11 @@ class Shell:
 
         self.session = session
         self.current = current
-        self.commands: dict[str, Any] = dict(get_command(app).commands)  # type: ignore[attr-defined]
+        root = get_command(app)
+        self.commands: dict[str, Any] = dict(root.commands)  # type: ignore[attr-defined]
+        self.global_value_options = frozenset(
+            opt for p in root.params if not getattr(p, "is_flag", True) for opt in p.opts
+        )
         self.commands.pop("shell", None)
         self.facts = all_facts(self.commands)
         self.takes_state = frozenset(f.name for f in self.facts.values() if f.takes_state)
@@ -65,7 +77,8 @@ class Shell:
             return report(str(error), ExitCode.USAGE)
         if not words:
             return ExitCode.OK
-        command = words[0]
+        at = command_index(words, self.global_value_options)
+        command = words[at] if at < len(words) else ""
         if command in ("exit", "quit"):
             raise _Leave
         if command == "use":
@@ -74,7 +87,7 @@ class Shell:
             return self._help(words[1:])
         if command == "shell":
             return report("already in the shell", ExitCode.USAGE)
-        args = to_cli_args(words, self.current, self.takes_state)
+        args = to_cli_args(words, self.current, self.takes_state, at)
         try:
             if capture and command not in LIVE_COMMANDS:
                 return self._captured(args)
