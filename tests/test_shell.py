@@ -423,7 +423,7 @@ def test_global_options_typed_first_keep_the_current_state(tmp_path: Path) -> No
     assert (result.returncode, result.stderr) == (0, "")
     lines = result.stdout.splitlines()
     assert lines[0] == "7", "the value as JSON"
-    assert "step" in lines[1] and "7" in lines[1], "the state, as plain text"
+    assert lines[1] == "step\t7", "the state, as plain text"
     assert '"step": 7' in result.stdout, "the state as JSON"
 
 
