@@ -418,7 +418,7 @@ def test_piped_script_runs_every_line(tmp_path: Path) -> None:
 
 def test_global_options_typed_first_keep_the_current_state(tmp_path: Path) -> None:
     """As the README shows: ``--json get step`` after ``use Job`` is ``get step`` in JSON."""
-    script = "use Job\nset step 7\n--json get step\n-o plain get\n--output=json get\n"
+    script = "--json use Job\nset step 7\n--json get step\n-o plain get\n--output=json get\n"
     result = piped(script, tmp_path)
     assert (result.returncode, result.stderr) == (0, "")
     lines = result.stdout.splitlines()

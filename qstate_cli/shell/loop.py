@@ -82,9 +82,9 @@ class Shell:
         if command in ("exit", "quit"):
             raise _Leave
         if command == "use":
-            return self._use(words)
+            return self._use(words[at:])
         if command == "help":
-            return self._help(words[1:])
+            return self._help(words[at + 1 :])
         if command == "shell":
             return report("already in the shell", ExitCode.USAGE)
         args = to_cli_args(words, self.current, self.takes_state, at)
