@@ -42,10 +42,17 @@ def _metavar(param: Any) -> str:
     return str(param.metavar or param.name.upper()).strip("[]").removesuffix("...").strip("[]")
 
 
+def value_options_of(command: Any) -> frozenset[str]:
+    """A click command's options that take a value (``--scope S``), every spelling."""
+    return frozenset(
+        opt for p in command.params if p.param_type_name == "option" and not p.is_flag
+        for opt in p.opts
+    )  # fmt: skip
+
+
 def facts_of(name: str, command: Any) -> CommandFacts:
     """The facts of one click command."""
     arguments = [p for p in command.params if p.param_type_name == "argument"]
-    options = [p for p in command.params if p.param_type_name == "option"]
     takes_state = bool(arguments) and arguments[0].name == "state" and arguments[0].required
     keys, value_follows_key = "", False
     for index, argument in enumerate(arguments):
@@ -55,14 +62,13 @@ def facts_of(name: str, command: Any) -> CommandFacts:
             following = arguments[index + 1 : index + 2]
             value_follows_key = bool(following) and following[0].name == "value"
             break
-    value_options = frozenset(opt for p in options if not p.is_flag for opt in p.opts)
     return CommandFacts(
         name=name,
         summary=(command.help or "").strip().split("\n")[0].split(". ")[0].rstrip("."),
         takes_state=takes_state,
         keys=keys,
         value_follows_key=value_follows_key,
-        value_options=value_options,
+        value_options=value_options_of(command),
     )
 
 

@@ -21,7 +21,7 @@ from ..errors import report
 from ..exit_codes import ExitCode
 from ..main import app, invoke
 from ..session import Session
-from .facts import SHELL_OWN, all_facts
+from .facts import SHELL_OWN, all_facts, value_options_of
 from .grammar import (
     Current,
     LineError,
@@ -59,9 +59,7 @@ class Shell:
         self.current = current
         root = get_command(app)
         self.commands: dict[str, Any] = dict(root.commands)  # type: ignore[attr-defined]
-        self.global_value_options = frozenset(
-            opt for p in root.params if not getattr(p, "is_flag", True) for opt in p.opts
-        )
+        self.global_value_options = value_options_of(root)
         self.commands.pop("shell", None)
         self.facts = all_facts(self.commands)
         self.takes_state = frozenset(f.name for f in self.facts.values() if f.takes_state)
